@@ -1,0 +1,170 @@
+# talkover-operator Makefile, in the style of a kubebuilder v4 project.
+
+# VERSION is stamped into the binary and the User-Agent.
+VERSION ?= dev
+# IMG is the container image built by docker-build.
+IMG ?= ghcr.io/talkover/talkover-operator:$(VERSION)
+
+# Kubernetes version of the local control plane used by tests and the demo.
+K8S_VERSION ?= 1.37.2
+K8S_MINOR := $(word 2,$(subst ., ,$(K8S_VERSION)))
+
+# LOCALBIN holds every tool and binary the project builds.
+LOCALBIN ?= $(shell pwd)/bin
+
+ifeq (,$(shell go env GOBIN))
+GOBIN=$(shell go env GOPATH)/bin
+else
+GOBIN=$(shell go env GOBIN)
+endif
+
+# Setting SHELL to bash allows bash commands to be executed by recipes.
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+GO_TEST_ARGS ?= -race
+GO_BUILD_ENV ?= CGO_ENABLED=0
+LDFLAGS ?= -s -w -X github.com/talkover/talkover-operator/internal/version.Version=$(VERSION)
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRDs and RBAC from the markers in api/ and internal/.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:generateEmbeddedObjectMeta=false webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate the DeepCopy methods of the API types.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: test
+test: manifests generate fmt vet envtest-assets ## Run every test (unit, envtest, e2e) against a local control plane.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" PATH="$(ENVTEST_ASSETS):$$PATH" go test $(GO_TEST_ARGS) ./... -timeout 20m
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint.
+	$(GOLANGCI_LINT) run
+
+.PHONY: lint-fix
+lint-fix: golangci-lint ## Run golangci-lint and fix what it can.
+	$(GOLANGCI_LINT) run --fix
+
+.PHONY: verify
+verify: manifests generate fmt ## Regenerate everything and fail if the tree changed.
+	@if [ -n "$$(git status --porcelain)" ]; then \
+		echo "The tree changed after 'make manifests generate fmt':"; git status --porcelain; git --no-pager diff --stat; exit 1; \
+	fi
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the manager binary.
+	$(GO_BUILD_ENV) go build -trimpath -ldflags "$(LDFLAGS)" -o bin/manager ./cmd
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the manager against the cluster of KUBECONFIG.
+	go run ./cmd
+
+.PHONY: docker-build
+docker-build: ## Build the container image (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the container image.
+	docker push $(IMG)
+
+.PHONY: build-installer
+build-installer: manifests generate envtest-assets ## Write dist/install.yaml, the CRDs and the deployment in one file.
+	mkdir -p dist
+	cd config/manager && $(KUBECTL) kustomize . >/dev/null
+	$(KUBECTL) kustomize config/default | sed 's|controller:latest|$(IMG)|' > dist/install.yaml
+
+##@ Deployment
+
+.PHONY: install
+install: manifests envtest-assets ## Install the CRDs into the cluster of KUBECONFIG.
+	$(KUBECTL) apply --server-side -f config/crd/bases
+
+.PHONY: uninstall
+uninstall: manifests envtest-assets ## Uninstall the CRDs from the cluster of KUBECONFIG.
+	$(KUBECTL) delete --ignore-not-found -f config/crd/bases
+
+##@ Local control plane
+
+ENVTEST_ASSETS ?= $(LOCALBIN)/k8s/$(K8S_VERSION)-linux-amd64
+KUBECTL ?= $(ENVTEST_ASSETS)/kubectl
+K8S_LDFLAGS := -s -w \
+	-X k8s.io/component-base/version.gitVersion=v$(K8S_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=1 \
+	-X k8s.io/component-base/version.gitMinor=$(K8S_MINOR) \
+	-X k8s.io/client-go/pkg/version.gitVersion=v$(K8S_VERSION) \
+	-X k8s.io/client-go/pkg/version.gitMajor=1 \
+	-X k8s.io/client-go/pkg/version.gitMinor=$(K8S_MINOR)
+
+.PHONY: envtest-assets
+envtest-assets: $(ENVTEST_ASSETS)/kube-apiserver $(ENVTEST_ASSETS)/etcd $(ENVTEST_ASSETS)/kubectl ## Build kube-apiserver, etcd and kubectl from the Go module proxy into bin/k8s/.
+
+$(ENVTEST_ASSETS)/%: hack/localcp/go.mod hack/localcp/go.sum hack/localcp/%/main.go
+	@mkdir -p $(ENVTEST_ASSETS)
+	@echo "Building $* v$(K8S_VERSION) from the Go module proxy (the first build of kube-apiserver takes several minutes)..."
+	cd hack/localcp && go build -trimpath -ldflags "$(K8S_LDFLAGS)" -o $@.tmp ./$* && mv $@.tmp $@
+
+##@ Dependencies
+
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+HELM ?= $(LOCALBIN)/helm
+
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+GOLANGCI_LINT_VERSION ?= v2.15.0
+HELM_VERSION ?= v3.22.0
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
+$(CONTROLLER_GEN): | $(LOCALBIN)
+	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint into bin/.
+$(GOLANGCI_LINT): | $(LOCALBIN)
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+.PHONY: helm
+helm: $(HELM) ## Install helm into bin/.
+$(HELM): | $(LOCALBIN)
+	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
+
+# go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
+# $1 - target path with name of binary
+# $2 - package url which can be installed
+# $3 - specific version of package
+define go-install-tool
+@[ -f "$(1)-$(3)" ] && [ "$$(readlink -- "$(1)" 2>/dev/null)" = "$$(realpath -- "$(1)-$(3)")" ] || { \
+set -e; \
+package=$(2)@$(3) ;\
+echo "Downloading $${package}" ;\
+rm -f "$(1)" ;\
+GOBIN="$(LOCALBIN)" go install $${package} ;\
+mv "$(LOCALBIN)/$$(basename "$(1)")" "$(1)-$(3)" ;\
+} ;\
+ln -sf "$$(realpath -- "$(1)-$(3)")" "$(1)"
+endef

@@ -1,0 +1,156 @@
+/*
+Copyright 2026 The talkover-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Defaults of the Environment fields, applied by the operator (never written
+// back into spec) when a field is unset.
+const (
+	DefaultAPIURL             = "https://app.talkover.ai/api/v1"
+	DefaultTokenKey           = "token"
+	DefaultRequestsPerMinute  = 100
+	DefaultDriftCheckInterval = "10m"
+)
+
+// PublishPolicy says when the operator publishes an agent after it changed
+// the agent's actions.
+// +kubebuilder:validation:Enum=Auto;Always;Manual
+type PublishPolicy string
+
+// The publish policies.
+const (
+	// PublishPolicyAuto publishes an agent after a rollout only if it was
+	// published before the operator changed it.
+	PublishPolicyAuto PublishPolicy = "Auto"
+	// PublishPolicyAlways publishes an agent after every rollout.
+	PublishPolicyAlways PublishPolicy = "Always"
+	// PublishPolicyManual never publishes; the agent stays in draft.
+	PublishPolicyManual PublishPolicy = "Manual"
+)
+
+// TokenSecretReference selects the key of a Secret that holds an environment
+// token.
+type TokenSecretReference struct {
+	// name of the Secret, in the same namespace as the Environment.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// key in the Secret's data that holds the token. Defaults to "token".
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key,omitempty"`
+}
+
+// EnvironmentSpec says where a Talkover environment's API is and which token
+// to use.
+type EnvironmentSpec struct {
+	// apiURL is the base URL of the Talkover API, up to and including
+	// /api/v1. Defaults to https://app.talkover.ai/api/v1. It must use https,
+	// except for loopback hosts and in-cluster Service names (*.svc).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getHostname() != '' && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() in ['localhost', '::1'] || url(self).getHostname().startsWith('127.') || url(self).getHostname().endsWith('.svc') || url(self).getHostname().endsWith('.svc.cluster.local'))))",message="apiURL must be an https URL (plain http is allowed only for loopback hosts and in-cluster *.svc names)"
+	APIURL string `json:"apiURL,omitempty"`
+
+	// tokenSecretRef selects the Secret key that holds the environment token
+	// (talq_...). The token is sent only to apiURL, only in the Authorization
+	// header.
+	// +required
+	TokenSecretRef TokenSecretReference `json:"tokenSecretRef"`
+
+	// requestsPerMinute caps the calls the operator makes to this
+	// environment's API, shared by all its AgentActions. Defaults to 100, the
+	// Standard plan's limit. Set it lower to leave room for other clients of
+	// the same token.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	RequestsPerMinute *int32 `json:"requestsPerMinute,omitempty"`
+
+	// publishPolicy says when the operator publishes an agent after changing
+	// its actions (every change puts the agent in draft): Auto (the default)
+	// publishes once per rollout if the agent was published before; Always
+	// publishes once per rollout; Manual never publishes.
+	// +optional
+	PublishPolicy PublishPolicy `json:"publishPolicy,omitempty"`
+
+	// driftCheckInterval is how often the operator lists each agent's
+	// actions to find changes made outside Kubernetes, for example
+	// "10m" (the default). "0s" disables drift checks.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$`
+	DriftCheckInterval *metav1.Duration `json:"driftCheckInterval,omitempty"`
+}
+
+// EnvironmentStatus is the observed state of an Environment.
+type EnvironmentStatus struct {
+	// observedGeneration is the metadata.generation the status was last
+	// computed for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready is True when the token was found and the API last
+	// accepted it.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Environment is a Talkover environment: the API address and the Secret with
+// its environment token. AgentActions in the same namespace refer to it.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=tenv,categories=talkover
+// +kubebuilder:printcolumn:name="API",type=string,JSONPath=`.spec.apiURL`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Environment struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec says where the API is and which token to use.
+	// +required
+	Spec EnvironmentSpec `json:"spec"`
+
+	// status is the environment as last observed by the operator.
+	// +optional
+	Status EnvironmentStatus `json:"status,omitempty"`
+}
+
+// EnvironmentList is a list of Environments.
+// +kubebuilder:object:root=true
+type EnvironmentList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Environment `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Environment{}, &EnvironmentList{})
+}

@@ -1,0 +1,168 @@
+/*
+Copyright 2026 The talkover-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command manager runs the talkover-operator controllers.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"os"
+	"time"
+
+	// Import all Kubernetes client auth plugins (e.g. Azure, GCP, OIDC, etc.)
+	// to ensure that exec-entrypoint and run can make use of them.
+	_ "k8s.io/client-go/plugin/pkg/client/auth"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	agentsv1alpha1 "github.com/talkover/talkover-operator/api/v1alpha1"
+	"github.com/talkover/talkover-operator/internal/controller"
+	"github.com/talkover/talkover-operator/internal/talkover"
+	"github.com/talkover/talkover-operator/internal/version"
+)
+
+var (
+	scheme   = runtime.NewScheme()
+	setupLog = ctrl.Log.WithName("setup")
+)
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(agentsv1alpha1.AddToScheme(scheme))
+}
+
+// options are the manager's command-line flags.
+type options struct {
+	metricsAddr          string
+	probeAddr            string
+	secureMetrics        bool
+	enableHTTP2          bool
+	enableLeaderElection bool
+	leaderElectionNS     string
+	workers              int
+	stalledRetry         time.Duration
+}
+
+func parseFlags() (options, zap.Options) {
+	var o options
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
+		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
+	flag.BoolVar(&o.enableLeaderElection, "leader-elect", false,
+		"Enable leader election for controller manager. "+
+			"Enabling this will ensure there is only one active controller manager.")
+	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "",
+		"Namespace of the leader election lease (defaults to the manager's namespace when in cluster).")
+	flag.BoolVar(&o.secureMetrics, "metrics-secure", true,
+		"If set, the metrics endpoint is served securely via HTTPS. Use --metrics-secure=false to use HTTP instead.")
+	flag.BoolVar(&o.enableHTTP2, "enable-http2", false,
+		"If set, HTTP/2 will be enabled for the metrics server")
+	flag.IntVar(&o.workers, "max-concurrent-reconciles", 8, "Number of AgentActions reconciled in parallel.")
+	flag.DurationVar(&o.stalledRetry, "stalled-retry-interval", 15*time.Minute,
+		"How long a Stalled AgentAction waits before the operator calls the API again on its own.")
+	zopts := zap.Options{Development: false}
+	zopts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	return o, zopts
+}
+
+func main() {
+	o, zopts := parseFlags()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
+	setupLog.Info("Starting talkover-operator", "version", version.Version)
+
+	mgr, err := newManager(o)
+	if err != nil {
+		setupLog.Error(err, "Failed to create the manager")
+		os.Exit(1)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := setupControllers(ctx, mgr, o); err != nil {
+		setupLog.Error(err, "Failed to set up the controllers")
+		os.Exit(1)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		setupLog.Error(err, "Failed to set up the health check")
+		os.Exit(1)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		setupLog.Error(err, "Failed to set up the ready check")
+		os.Exit(1)
+	}
+	setupLog.Info("Starting manager")
+	if err := mgr.Start(ctx); err != nil {
+		setupLog.Error(err, "Manager stopped with an error")
+		os.Exit(1)
+	}
+}
+
+func newManager(o options) (ctrl.Manager, error) {
+	var tlsOpts []func(*tls.Config)
+	if !o.enableHTTP2 {
+		// HTTP/2 is disabled by default: see CVE-2023-44487 (HTTP/2 rapid reset).
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics, TLSOpts: tlsOpts}
+	if o.secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        o.probeAddr,
+		LeaderElection:                o.enableLeaderElection,
+		LeaderElectionID:              "talkover-operator.agents.talkover.ai",
+		LeaderElectionNamespace:       o.leaderElectionNS,
+		LeaderElectionReleaseOnCancel: true,
+		// Secret data is never cached: the controllers watch Secret metadata
+		// and read the few Secrets they reference directly.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+	})
+}
+
+func setupControllers(ctx context.Context, mgr ctrl.Manager, o options) error {
+	envReconciler := &controller.EnvironmentReconciler{
+		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
+		AuthChanges: make(chan event.TypedGenericEvent[*agentsv1alpha1.Environment], 1024),
+	}
+	clients := controller.NewClients(controller.NewTalkoverClient, talkover.NewMetrics(metrics.Registry), nil, envReconciler.NotifyAuthChange)
+	envReconciler.Clients = clients
+	if err := envReconciler.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&controller.AgentActionReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Recorder:                mgr.GetEventRecorder("talkover-operator"),
+		Clients:                 clients,
+		StalledRetryInterval:    o.stalledRetry,
+		MaxConcurrentReconciles: o.workers,
+	}).SetupWithManager(ctx, mgr)
+}

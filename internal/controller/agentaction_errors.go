@@ -1,0 +1,105 @@
+/*
+Copyright 2026 The talkover-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	agentsv1alpha1 "github.com/talkover/talkover-operator/api/v1alpha1"
+	"github.com/talkover/talkover-operator/internal/talkover"
+)
+
+// defaultRateLimitWait is how long to wait after a 429 without Retry-After.
+const defaultRateLimitWait = 10 * time.Second
+
+// apiError turns an error of the Talkover client into an outcome, by class:
+// terminal answers stall the resource (no retry loop), a 429 waits for
+// Retry-After, anything else is returned for exponential backoff.
+func (r *AgentActionReconciler) apiError(ctx context.Context, s *agentActionScope, err error) (ctrl.Result, error) {
+	if errors.Is(err, context.Canceled) {
+		return ctrl.Result{}, err
+	}
+	if reason, ok := terminalReason(err); ok {
+		if reason == agentsv1alpha1.ReasonUnauthorized || reason == agentsv1alpha1.ReasonForbidden {
+			r.Clients.ReportAuth(envName(s.env), false, reason, err.Error())
+		}
+		log.FromContext(ctx).Info("The Talkover API rejected the request", "reason", reason, "error", err.Error())
+		return r.stall(s, reason, "%s", terminalMessage(reason, err))
+	}
+	s.done = true
+	if talkover.IsRateLimited(err) {
+		wait, ok := talkover.RetryAfter(err)
+		if !ok || wait <= 0 {
+			wait = defaultRateLimitWait
+		}
+		s.outcome = outcome{kind: outcomeRetrying, reason: agentsv1alpha1.ReasonRateLimited,
+			message: fmt.Sprintf("The Talkover API is rate limiting this environment; retrying in %s.", wait.Round(time.Second))}
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	s.outcome = outcome{kind: outcomeRetrying, reason: agentsv1alpha1.ReasonAPIUnavailable,
+		message: "The Talkover API call failed and will be retried with backoff: " + err.Error()}
+	return ctrl.Result{}, err
+}
+
+// terminalReason maps an answer that retrying cannot fix to its reason.
+func terminalReason(err error) (string, bool) {
+	switch {
+	case talkover.IsUnauthorized(err):
+		return agentsv1alpha1.ReasonUnauthorized, true
+	case talkover.IsForbidden(err):
+		return agentsv1alpha1.ReasonForbidden, true
+	case talkover.IsNotFound(err):
+		return agentsv1alpha1.ReasonAgentNotFound, true
+	case talkover.IsTerminal(err):
+		return agentsv1alpha1.ReasonValidationFailed, true
+	}
+	return "", false
+}
+
+// terminalMessage tells the user what to do about a terminal answer.
+func terminalMessage(reason string, err error) string {
+	switch reason {
+	case agentsv1alpha1.ReasonUnauthorized:
+		return "The Talkover API rejected the environment token; fix the token in the Environment's Secret: " + err.Error()
+	case agentsv1alpha1.ReasonForbidden:
+		return "The environment token may not manage this agent: " + err.Error()
+	case agentsv1alpha1.ReasonAgentNotFound:
+		return "The agent does not exist in the token's environment; check agentId and the Environment: " + err.Error()
+	}
+	return "The Talkover API rejected the action; fix the spec: " + err.Error()
+}
+
+// reportAuthOK tells the Environment controller that its token works.
+func (r *AgentActionReconciler) reportAuthOK(s *agentActionScope) {
+	r.Clients.ReportAuth(envName(s.env), true, agentsv1alpha1.ReasonTokenValid, "The Talkover API accepted the token.")
+}
+
+func envName(env *agentsv1alpha1.Environment) types.NamespacedName {
+	return types.NamespacedName{Namespace: env.Namespace, Name: env.Name}
+}
+
+func metaNow(t time.Time) metav1.Time {
+	return metav1.NewTime(t.UTC().Truncate(time.Second))
+}

@@ -1,0 +1,220 @@
+/*
+Copyright 2026 The talkover-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	agentsv1alpha1 "github.com/talkover/talkover-operator/api/v1alpha1"
+	"github.com/talkover/talkover-operator/internal/talkover"
+)
+
+// phaseFunc is one step of reconcileNormal. A phase that cannot go on sets
+// the scope's outcome and done.
+type phaseFunc func(ctx context.Context, s *agentActionScope) (ctrl.Result, error)
+
+// reconcileNormal runs the phases that bring the remote action in step with
+// the spec, stopping at the first that cannot go on.
+func (r *AgentActionReconciler) reconcileNormal(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
+	phases := []phaseFunc{
+		r.resolveEnvironment,
+		r.checkDuplicate,
+		r.resolveSecrets,
+		r.buildPayload,
+		r.pushAction,
+	}
+	for _, phase := range phases {
+		res, err := phase(ctx, s)
+		if err != nil || s.done {
+			return res, err
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// stall ends the reconcile with Stalled: nothing changes until a person acts,
+// so the operator only looks again after StalledRetryInterval (or at once
+// when the spec, the Environment or a referenced Secret changes).
+func (r *AgentActionReconciler) stall(s *agentActionScope, reason, format string, args ...any) (ctrl.Result, error) {
+	s.outcome = outcome{kind: outcomeStalled, reason: reason, message: fmt.Sprintf(format, args...)}
+	s.done = true
+	return ctrl.Result{RequeueAfter: r.StalledRetryInterval}, nil
+}
+
+// resolveEnvironment reads the referenced Environment and its token.
+func (r *AgentActionReconciler) resolveEnvironment(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
+	a := s.action
+	env := &agentsv1alpha1.Environment{}
+	key := types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.EnvironmentRef.Name}
+	if err := r.Get(ctx, key, env); err != nil {
+		if apierrors.IsNotFound(err) {
+			return r.stall(s, agentsv1alpha1.ReasonEnvironmentNotFound,
+				"Environment %q not found in namespace %q.", key.Name, key.Namespace)
+		}
+		return ctrl.Result{}, err
+	}
+	s.env = env
+	token, err := r.secretValue(ctx, a.Namespace, env.Spec.TokenSecretRef.Name, EffectiveTokenKey(env))
+	if err != nil {
+		return r.secretError(s, err, "the token of Environment "+env.Name)
+	}
+	s.token = token
+	return ctrl.Result{}, nil
+}
+
+// checkDuplicate stops an AgentAction that claims the same environment,
+// agent and node as an older one: both would write the same remote action.
+func (r *AgentActionReconciler) checkDuplicate(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
+	var peers agentsv1alpha1.AgentActionList
+	if err := r.List(ctx, &peers, client.MatchingFields{indexIdentity: identityKey(s.action)}); err != nil {
+		return ctrl.Result{}, err
+	}
+	owner := oldest(peers.Items)
+	if owner == nil || owner.UID == s.action.UID {
+		return ctrl.Result{}, nil
+	}
+	return r.stall(s, agentsv1alpha1.ReasonDuplicateNodeID,
+		"AgentAction %q already manages node %q of agent %q in Environment %q; delete one of the two.",
+		owner.Name, s.action.Spec.NodeID, s.action.Spec.AgentID, s.action.Spec.EnvironmentRef.Name)
+}
+
+// oldest returns the AgentAction that owns an identity: the oldest live one,
+// by creation time and then name.
+func oldest(items []agentsv1alpha1.AgentAction) *agentsv1alpha1.AgentAction {
+	live := slices.DeleteFunc(slices.Clone(items), func(a agentsv1alpha1.AgentAction) bool {
+		return !a.DeletionTimestamp.IsZero() && a.Status.ID == ""
+	})
+	if len(live) == 0 {
+		return nil
+	}
+	owner := slices.MinFunc(live, func(a, b agentsv1alpha1.AgentAction) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return &owner
+}
+
+// resolveSecrets reads the header values that come from Secrets.
+func (r *AgentActionReconciler) resolveSecrets(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
+	values := headerValues{}
+	for _, h := range s.action.Spec.CustomHeaders {
+		if h.ValueFrom == nil {
+			continue
+		}
+		ref := h.ValueFrom.SecretKeyRef
+		v, err := r.secretValue(ctx, s.action.Namespace, ref.Name, ref.Key)
+		if err != nil {
+			return r.secretError(s, err, fmt.Sprintf("header %q", h.Key))
+		}
+		values[h.Key] = v
+	}
+	req, err := buildRequest(&s.action.Spec, values)
+	if err != nil {
+		return r.stall(s, agentsv1alpha1.ReasonInvalidSpec, "%s", err.Error())
+	}
+	s.request = req
+	return ctrl.Result{}, nil
+}
+
+// buildPayload hashes the request and decides whether a push is needed.
+func (r *AgentActionReconciler) buildPayload(_ context.Context, s *agentActionScope) (ctrl.Result, error) {
+	hash, err := payloadHash(string(s.action.UID), EffectiveAPIURL(s.env), s.action.Spec.AgentID, s.request)
+	if err != nil {
+		return r.stall(s, agentsv1alpha1.ReasonInvalidSpec, "%s", err.Error())
+	}
+	s.hash = hash
+	st := s.action.Status
+	if st.ID != "" && st.AppliedHash == hash {
+		s.outcome = outcome{kind: outcomeSynced, reason: agentsv1alpha1.ReasonSynced, message: syncedMessage(st.ID)}
+		s.done = true
+	}
+	return ctrl.Result{}, nil
+}
+
+func syncedMessage(id string) string {
+	return fmt.Sprintf("The remote action %s matches the spec.", id)
+}
+
+// pushAction sends the spec to the API (create or update), and records the
+// remote ID and the applied hash.
+func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
+	a := s.action
+	api, err := r.Clients.For(s.env, s.token)
+	if err != nil {
+		return r.stall(s, agentsv1alpha1.ReasonInvalidSpec, "Environment %q: %s", s.env.Name, err.Error())
+	}
+	s.api = api
+	remote, err := api.UpsertAction(talkover.WithPriority(ctx, pushPriority(a)), a.Spec.AgentID, s.request)
+	if err != nil {
+		return r.apiError(ctx, s, err)
+	}
+	r.reportAuthOK(s)
+	created := a.Status.ID == ""
+	if !created && remote.ID != a.Status.ID {
+		r.replaceTwin(ctx, s, a.Status.ID, remote.ID)
+	}
+	a.Status.ID = remote.ID
+	a.Status.AppliedHash = s.hash
+	a.Status.RemoteUpdatedAt = remote.UpdatedAt
+	a.Status.AgentStatus = talkover.AgentStatusDraft
+	now := metaNow(r.now())
+	a.Status.LastSyncTime = &now
+	verb := "Updated"
+	if created {
+		verb = "Created"
+	}
+	log.FromContext(ctx).Info(verb+" remote action", "id", remote.ID, "agent", a.Spec.AgentID)
+	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, verb, "Push", "%s remote action %s on agent %s.", verb, remote.ID, a.Spec.AgentID)
+	s.outcome = outcome{kind: outcomeSynced, reason: agentsv1alpha1.ReasonSynced, message: syncedMessage(remote.ID)}
+	return ctrl.Result{}, nil
+}
+
+// pushPriority puts a user's change before retries of failed pushes.
+func pushPriority(a *AgentAction) talkover.Priority {
+	if c := findCondition(a.Status.Conditions, agentsv1alpha1.ConditionReconciling); c != nil &&
+		(c.Reason == agentsv1alpha1.ReasonAPIUnavailable || c.Reason == agentsv1alpha1.ReasonRateLimited) {
+		return talkover.PriorityNormal
+	}
+	return talkover.PriorityHigh
+}
+
+// replaceTwin handles an API that created a new action instead of updating
+// the one in status: the old one is deleted so no stale twin is left.
+func (r *AgentActionReconciler) replaceTwin(ctx context.Context, s *agentActionScope, oldID, newID string) {
+	a := s.action
+	err := s.api.DeleteAction(talkover.WithPriority(ctx, talkover.PriorityHigh), a.Spec.AgentID, oldID)
+	if err != nil && !talkover.IsNotFound(err) {
+		log.FromContext(ctx).Error(err, "Failed to delete the replaced remote action", "id", oldID)
+		r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, "TwinNotDeleted", "Push",
+			"The API created action %s instead of updating %s, and deleting %s failed: %s", newID, oldID, oldID, err.Error())
+		return
+	}
+	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, "TwinReplaced", "Push",
+		"The API created action %s instead of updating %s; deleted %s.", newID, oldID, oldID)
+}

@@ -1,0 +1,133 @@
+/*
+Copyright 2026 The talkover-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	agentsv1alpha1 "github.com/talkover/talkover-operator/api/v1alpha1"
+)
+
+// Field indexes on the cached AgentActions and Environments.
+const (
+	// indexEnvironment: AgentActions by the name of their Environment.
+	indexEnvironment = ".spec.environmentRef.name"
+	// indexSecret: AgentActions by the Secrets their headers read.
+	indexSecret = ".spec.customHeaders.valueFrom.secretKeyRef.name"
+	// indexIdentity: AgentActions by namespace/environment/agent/node.
+	indexIdentity = "identity"
+	// indexTokenSecret: Environments by the name of their token Secret.
+	indexTokenSecret = ".spec.tokenSecretRef.name"
+)
+
+func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &AgentAction{}, indexEnvironment, func(o client.Object) []string {
+		return []string{o.(*AgentAction).Spec.EnvironmentRef.Name}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &AgentAction{}, indexSecret, func(o client.Object) []string {
+		var names []string
+		for _, h := range o.(*AgentAction).Spec.CustomHeaders {
+			if h.ValueFrom != nil {
+				names = append(names, h.ValueFrom.SecretKeyRef.Name)
+			}
+		}
+		return names
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &AgentAction{}, indexIdentity, func(o client.Object) []string {
+		return []string{identityKey(o.(*AgentAction))}
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &agentsv1alpha1.Environment{}, indexTokenSecret, func(o client.Object) []string {
+		return []string{o.(*agentsv1alpha1.Environment).Spec.TokenSecretRef.Name}
+	})
+}
+
+// identityKey is what two AgentActions must not share: they would write the
+// same remote action.
+func identityKey(a *AgentAction) string {
+	return a.Namespace + "/" + a.Spec.EnvironmentRef.Name + "/" + a.Spec.AgentID + "/" + a.Spec.NodeID
+}
+
+// duplicatePeers re-queues the other AgentActions with the same identity, so
+// a duplicate takes over when the owner goes.
+func (r *AgentActionReconciler) duplicatePeers(ctx context.Context, o client.Object) []reconcile.Request {
+	a, ok := o.(*AgentAction)
+	if !ok {
+		return nil
+	}
+	return r.listRequests(ctx, a.Namespace, client.MatchingFields{indexIdentity: identityKey(a)}, a.Name)
+}
+
+// actionsOfEnvironment re-queues the AgentActions that use an Environment.
+func (r *AgentActionReconciler) actionsOfEnvironment(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.listRequests(ctx, o.GetNamespace(), client.MatchingFields{indexEnvironment: o.GetName()}, "")
+}
+
+// actionsOfSecret re-queues the AgentActions that read a Secret: through a
+// header, or as the token of their Environment.
+func (r *AgentActionReconciler) actionsOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	reqs := r.listRequests(ctx, o.GetNamespace(), client.MatchingFields{indexSecret: o.GetName()}, "")
+	var envs agentsv1alpha1.EnvironmentList
+	if err := r.List(ctx, &envs, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexTokenSecret: o.GetName()}); err != nil {
+		return reqs
+	}
+	for i := range envs.Items {
+		reqs = append(reqs, r.actionsOfEnvironment(ctx, &envs.Items[i])...)
+	}
+	return reqs
+}
+
+func (r *AgentActionReconciler) listRequests(ctx context.Context, namespace string, fields client.MatchingFields, skip string) []reconcile.Request {
+	var list agentsv1alpha1.AgentActionList
+	if err := r.List(ctx, &list, client.InNamespace(namespace), fields); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, item := range list.Items {
+		if item.Name == skip {
+			continue
+		}
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: item.Namespace, Name: item.Name}})
+	}
+	return reqs
+}
+
+// deletionPredicate passes updates that start a deletion.
+type deletionPredicate struct {
+	predicate.Funcs
+}
+
+// Update passes an update that set the deletion timestamp.
+func (deletionPredicate) Update(e event.UpdateEvent) bool {
+	if e.ObjectOld == nil || e.ObjectNew == nil {
+		return false
+	}
+	return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
+}

@@ -1,0 +1,48 @@
+/*
+Copyright 2026 The talkover-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// Retry backoff of failed reconciles: calls to the API are precious, so the
+// first retry waits a second (not the 5ms of the default), doubling up to
+// five minutes, with up to 20% jitter so retries of many resources spread.
+const (
+	retryBaseDelay = time.Second
+	retryMaxDelay  = 5 * time.Minute
+)
+
+func newRetryRateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return jitterLimiter{workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](retryBaseDelay, retryMaxDelay)}
+}
+
+// jitterLimiter adds random jitter to another rate limiter's delays.
+type jitterLimiter struct {
+	workqueue.TypedRateLimiter[reconcile.Request]
+}
+
+// When returns the delay before the item is retried, with jitter.
+func (j jitterLimiter) When(item reconcile.Request) time.Duration {
+	d := j.TypedRateLimiter.When(item)
+	return d + time.Duration(rand.Float64()*0.2*float64(d)) //nolint:gosec // jitter needs no cryptographic randomness
+}
