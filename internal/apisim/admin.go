@@ -17,6 +17,7 @@ limitations under the License.
 package apisim
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -58,13 +59,18 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	} else if s.adminPathExists(r.URL.Path) {
 		status, body = http.StatusMethodNotAllowed, adminError("method not allowed")
 	}
-	data, err := json.MarshalIndent(body, "", "  ")
-	if err != nil {
-		status, data = http.StatusInternalServerError, []byte(`{"error":"encoding failed"}`)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep "<redacted>" readable
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(body); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error":"encoding failed"}` + "\n")
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", jsonContentType)
 	w.WriteHeader(status)
-	_, _ = w.Write(append(data, '\n'))
+	_, _ = w.Write(buf.Bytes())
 }
 
 // adminPathExists reports whether some admin route has path.

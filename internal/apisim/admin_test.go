@@ -56,6 +56,9 @@ func TestAdminState(t *testing.T) {
 	if st := f.admin(http.MethodGet, "/_admin/state", "", &raw); st != http.StatusOK {
 		t.Fatalf("status %d", st)
 	}
+	if !strings.Contains(string(raw), `"value": "<redacted>"`) {
+		t.Errorf("state does not show the redaction plainly: %s", raw)
+	}
 	for _, secret := range []string{"super-secret-value", devToken, prodToken} {
 		if strings.Contains(string(raw), secret) {
 			t.Errorf("state leaks %q", secret)

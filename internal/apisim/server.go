@@ -184,7 +184,8 @@ func New(opts ...Option) *Server {
 }
 
 // Start serves the API on a random 127.0.0.1 port and returns the base URL
-// including "/api/v1". Calling it again returns the same URL.
+// including "/api/v1". Calling it again returns the same URL; a closed
+// server cannot be started again.
 func (s *Server) Start() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

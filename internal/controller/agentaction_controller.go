@@ -30,8 +30,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	agentsv1alpha1 "github.com/talkover/talkover-operator/api/v1alpha1"
 	"github.com/talkover/talkover-operator/internal/talkover"
@@ -47,6 +49,8 @@ type AgentActionReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clients   *Clients
+	Publisher *Publisher
+	Drift     *DriftChecker
 
 	// StalledRetryInterval is how long a Stalled resource waits before the
 	// operator tries the API again on its own (a change of the spec, the
@@ -56,6 +60,10 @@ type AgentActionReconciler struct {
 	MaxConcurrentReconciles int
 	// Now returns the current time; tests may fix it.
 	Now func() time.Time
+
+	// requeues carries AgentActions queued by the Publisher and the
+	// DriftChecker.
+	requeues chan event.TypedGenericEvent[*AgentAction]
 }
 
 // agentActionScope is what one reconcile of an AgentAction works on.
@@ -64,12 +72,16 @@ type agentActionScope struct {
 	// base is the object as last written, the base of the status patch.
 	base *AgentAction
 
-	env      *agentsv1alpha1.Environment
-	token    string
-	api      ActionAPI
-	request  talkover.ActionRequest
-	hash     string
-	priority talkover.Priority
+	env     *agentsv1alpha1.Environment
+	token   string
+	api     ActionAPI
+	agent   agentKey
+	request talkover.ActionRequest
+	hash    string
+	// upToDate: the remote action matches the spec; no push is needed.
+	upToDate bool
+	// drift says why a drift check found the remote action different.
+	drift string
 
 	// outcome decides the conditions written at the end of the reconcile.
 	outcome outcome
@@ -187,6 +199,23 @@ func findCondition(conds []metav1.Condition, t string) *metav1.Condition {
 	return nil
 }
 
+// setupRunnables adds the Publisher and the DriftChecker to the manager.
+func (r *AgentActionReconciler) setupRunnables(mgr ctrl.Manager) error {
+	r.requeues = make(chan event.TypedGenericEvent[*AgentAction], 4096)
+	if r.Publisher == nil {
+		r.Publisher = NewPublisher(5 * time.Second)
+	}
+	if r.Drift == nil {
+		r.Drift = NewDriftChecker(mgr.GetClient())
+	}
+	r.Publisher.Notify = r.requeueAgent
+	r.Drift.Notify = r.requeue
+	if err := mgr.Add(r.Publisher); err != nil {
+		return err
+	}
+	return mgr.Add(r.Drift)
+}
+
 // SetupWithManager registers the controller, its field indexes and its
 // watches: AgentActions (spec, annotation and deletion changes), the
 // Environments they use, and the metadata of the Secrets they reference.
@@ -201,6 +230,9 @@ func (r *AgentActionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	if workers == 0 {
 		workers = 8
 	}
+	if err := r.setupRunnables(mgr); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&AgentAction{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{},
@@ -212,6 +244,7 @@ func (r *AgentActionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		Watches(&agentsv1alpha1.Environment{}, handler.EnqueueRequestsFromMapFunc(r.actionsOfEnvironment),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.actionsOfSecret)).
+		WatchesRawSource(source.Channel(r.requeues, &handler.TypedEnqueueRequestForObject[*AgentAction]{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: newRetryRateLimiter()}).
 		Named("agentaction").
 		Complete(r)

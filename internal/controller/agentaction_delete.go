@@ -69,12 +69,18 @@ func (r *AgentActionReconciler) deleteRemote(ctx context.Context, s *agentAction
 	if res, err := r.resolveEnvironment(ctx, s); err != nil || s.done {
 		return res, err
 	}
-	api, err := r.Clients.For(s.env, s.token)
-	if err != nil {
-		return r.stall(s, agentsv1alpha1.ReasonInvalidSpec, "Environment %q: %s", s.env.Name, err.Error())
+	if res, err := r.connect(ctx, s); err != nil || s.done {
+		return res, err
 	}
-	s.api = api
-	err = api.DeleteAction(talkover.WithPriority(ctx, talkover.PriorityHigh), a.Spec.AgentID, a.Status.ID)
+	if err := r.Publisher.BeginChange(ctx, s.agent, s.api, EffectivePublishPolicy(s.env)); err != nil {
+		if talkover.IsNotFound(err) {
+			// The agent is gone, and its actions with it.
+			return ctrl.Result{}, nil
+		}
+		return r.apiError(ctx, s, err)
+	}
+	err := s.api.DeleteAction(talkover.WithPriority(ctx, talkover.PriorityHigh), a.Spec.AgentID, a.Status.ID)
+	r.Publisher.EndChange(s.agent)
 	if err != nil && !talkover.IsNotFound(err) {
 		return r.apiError(ctx, s, err)
 	}

@@ -44,8 +44,10 @@ func (r *AgentActionReconciler) reconcileNormal(ctx context.Context, s *agentAct
 		r.resolveEnvironment,
 		r.checkDuplicate,
 		r.resolveSecrets,
+		r.connect,
 		r.buildPayload,
 		r.pushAction,
+		r.trackAgent,
 	}
 	for _, phase := range phases {
 		res, err := phase(ctx, s)
@@ -142,18 +144,40 @@ func (r *AgentActionReconciler) resolveSecrets(ctx context.Context, s *agentActi
 	return ctrl.Result{}, nil
 }
 
-// buildPayload hashes the request and decides whether a push is needed.
+// connect gets the API client of the Environment.
+func (r *AgentActionReconciler) connect(_ context.Context, s *agentActionScope) (ctrl.Result, error) {
+	api, err := r.Clients.For(s.env, s.token)
+	if err != nil {
+		return r.stall(s, agentsv1alpha1.ReasonInvalidSpec, "Environment %q: %s", s.env.Name, err.Error())
+	}
+	s.api = api
+	s.agent = agentKey{env: envName(s.env), agentID: s.action.Spec.AgentID}
+	return ctrl.Result{}, nil
+}
+
+// buildPayload hashes the request and decides whether a push is needed: the
+// spec or a referenced Secret changed, or a drift check found the remote
+// action changed or gone.
 func (r *AgentActionReconciler) buildPayload(_ context.Context, s *agentActionScope) (ctrl.Result, error) {
 	hash, err := payloadHash(string(s.action.UID), EffectiveAPIURL(s.env), s.action.Spec.AgentID, s.request)
 	if err != nil {
 		return r.stall(s, agentsv1alpha1.ReasonInvalidSpec, "%s", err.Error())
 	}
 	s.hash = hash
-	st := s.action.Status
-	if st.ID != "" && st.AppliedHash == hash {
-		s.outcome = outcome{kind: outcomeSynced, reason: agentsv1alpha1.ReasonSynced, message: syncedMessage(st.ID)}
-		s.done = true
+	st := &s.action.Status
+	if st.ID == "" || st.AppliedHash != hash {
+		return ctrl.Result{}, nil
 	}
+	if why, drifted := r.Drift.Drifted(s.action.UID); drifted {
+		s.drift = why
+		if why == driftMissing {
+			// Recreate it: there is no twin to replace.
+			st.ID = ""
+		}
+		return ctrl.Result{}, nil
+	}
+	s.upToDate = true
+	s.outcome = outcome{kind: outcomeSynced, reason: agentsv1alpha1.ReasonSynced, message: syncedMessage(st.ID)}
 	return ctrl.Result{}, nil
 }
 
@@ -164,13 +188,15 @@ func syncedMessage(id string) string {
 // pushAction sends the spec to the API (create or update), and records the
 // remote ID and the applied hash.
 func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
-	a := s.action
-	api, err := r.Clients.For(s.env, s.token)
-	if err != nil {
-		return r.stall(s, agentsv1alpha1.ReasonInvalidSpec, "Environment %q: %s", s.env.Name, err.Error())
+	if s.upToDate {
+		return ctrl.Result{}, nil
 	}
-	s.api = api
-	remote, err := api.UpsertAction(talkover.WithPriority(ctx, pushPriority(a)), a.Spec.AgentID, s.request)
+	a := s.action
+	if err := r.Publisher.BeginChange(ctx, s.agent, s.api, EffectivePublishPolicy(s.env)); err != nil {
+		return r.apiError(ctx, s, err)
+	}
+	remote, err := s.api.UpsertAction(talkover.WithPriority(ctx, pushPriority(a)), a.Spec.AgentID, s.request)
+	r.Publisher.EndChange(s.agent)
 	if err != nil {
 		return r.apiError(ctx, s, err)
 	}
@@ -182,7 +208,6 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 	a.Status.ID = remote.ID
 	a.Status.AppliedHash = s.hash
 	a.Status.RemoteUpdatedAt = remote.UpdatedAt
-	a.Status.AgentStatus = talkover.AgentStatusDraft
 	now := metaNow(r.now())
 	a.Status.LastSyncTime = &now
 	verb := "Updated"
@@ -190,7 +215,13 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 		verb = "Created"
 	}
 	log.FromContext(ctx).Info(verb+" remote action", "id", remote.ID, "agent", a.Spec.AgentID)
-	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, verb, "Push", "%s remote action %s on agent %s.", verb, remote.ID, a.Spec.AgentID)
+	if s.drift != "" {
+		r.Drift.Corrected(a.UID)
+		r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, agentsv1alpha1.ReasonDriftCorrected, "Push",
+			"Restored remote action %s: %s.", remote.ID, s.drift)
+	} else {
+		r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, verb, "Push", "%s remote action %s on agent %s.", verb, remote.ID, a.Spec.AgentID)
+	}
 	s.outcome = outcome{kind: outcomeSynced, reason: agentsv1alpha1.ReasonSynced, message: syncedMessage(remote.ID)}
 	return ctrl.Result{}, nil
 }
@@ -217,4 +248,23 @@ func (r *AgentActionReconciler) replaceTwin(ctx context.Context, s *agentActionS
 	}
 	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, "TwinReplaced", "Push",
 		"The API created action %s instead of updating %s; deleted %s.", newID, oldID, oldID)
+}
+
+// trackAgent schedules the agent's drift checks and reports its publish
+// state. A publish owed by an earlier run of the operator (recorded in
+// status) is owed again.
+func (r *AgentActionReconciler) trackAgent(_ context.Context, s *agentActionScope) (ctrl.Result, error) {
+	r.Drift.Track(s.agent, s.api, EffectiveDriftCheckInterval(s.env))
+	st, known := r.Publisher.State(s.agent)
+	if !known {
+		c := findCondition(s.action.Status.Conditions, agentsv1alpha1.ConditionAgentPublished)
+		if c == nil || c.Reason != agentsv1alpha1.ReasonPublishPending {
+			return ctrl.Result{}, nil
+		}
+		r.Publisher.Restore(s.agent, s.api, EffectivePublishPolicy(s.env))
+		st, _ = r.Publisher.State(s.agent)
+	}
+	s.outcome.publish = &st
+	s.action.Status.AgentStatus = st.agentStatus
+	return ctrl.Result{}, nil
 }

@@ -46,6 +46,8 @@ type outcome struct {
 	kind    outcomeKind
 	reason  string
 	message string
+	// publish, when known, is the agent's publish state.
+	publish *publishState
 }
 
 // maxConditionMessage keeps condition messages readable and well below the
@@ -64,6 +66,13 @@ func computeConditions(existing []metav1.Condition, o outcome, generation int64,
 			Type: t, Status: s, Reason: reason, Message: message,
 			ObservedGeneration: generation, LastTransitionTime: now,
 		})
+	}
+	if p := o.publish; p != nil {
+		status := metav1.ConditionFalse
+		if p.status {
+			status = metav1.ConditionTrue
+		}
+		set(agentsv1alpha1.ConditionAgentPublished, status, p.reason, truncate(p.message, maxConditionMessage))
 	}
 	switch o.kind {
 	case outcomeSynced:

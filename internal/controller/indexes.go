@@ -37,6 +37,8 @@ const (
 	indexSecret = ".spec.customHeaders.valueFrom.secretKeyRef.name"
 	// indexIdentity: AgentActions by namespace/environment/agent/node.
 	indexIdentity = "identity"
+	// indexAgent: AgentActions by environment/agent.
+	indexAgent = "agent"
 	// indexTokenSecret: Environments by the name of their token Secret.
 	indexTokenSecret = ".spec.tokenSecretRef.name"
 )
@@ -64,9 +66,20 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
+	if err := idx.IndexField(ctx, &AgentAction{}, indexAgent, func(o client.Object) []string {
+		a := o.(*AgentAction)
+		return []string{a.Spec.EnvironmentRef.Name + "/" + a.Spec.AgentID}
+	}); err != nil {
+		return err
+	}
 	return idx.IndexField(ctx, &agentsv1alpha1.Environment{}, indexTokenSecret, func(o client.Object) []string {
 		return []string{o.(*agentsv1alpha1.Environment).Spec.TokenSecretRef.Name}
 	})
+}
+
+// agentIndexKey is the indexAgent value of an agent (within its namespace).
+func agentIndexKey(key agentKey) string {
+	return key.env.Name + "/" + key.agentID
 }
 
 // identityKey is what two AgentActions must not share: they would write the
@@ -83,6 +96,21 @@ func (r *AgentActionReconciler) duplicatePeers(ctx context.Context, o client.Obj
 		return nil
 	}
 	return r.listRequests(ctx, a.Namespace, client.MatchingFields{indexIdentity: identityKey(a)}, a.Name)
+}
+
+// requeueAgent re-queues every AgentAction of an agent.
+func (r *AgentActionReconciler) requeueAgent(key agentKey) {
+	reqs := r.listRequests(context.Background(), key.env.Namespace, client.MatchingFields{indexAgent: agentIndexKey(key)}, "")
+	for _, req := range reqs {
+		r.requeue(req.NamespacedName)
+	}
+}
+
+// requeue queues one AgentAction from outside the watches.
+func (r *AgentActionReconciler) requeue(name types.NamespacedName) {
+	a := &AgentAction{}
+	a.Namespace, a.Name = name.Namespace, name.Name
+	r.requeues <- event.TypedGenericEvent[*AgentAction]{Object: a}
 }
 
 // actionsOfEnvironment re-queues the AgentActions that use an Environment.

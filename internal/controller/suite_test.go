@@ -65,6 +65,8 @@ const (
 	testToken = "talq_suite_token_0123456789abcdef"
 	timeout   = 30 * time.Second
 	interval  = 100 * time.Millisecond
+	// publishQuiet is the Publisher's quiet period in tests.
+	publishQuiet = 700 * time.Millisecond
 )
 
 func TestMain(m *testing.M) {
@@ -134,6 +136,7 @@ func startManager() error {
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Recorder: mgr.GetEventRecorder("talkover-operator"), Clients: clients,
 		StalledRetryInterval: time.Hour,
+		Publisher:            NewPublisher(publishQuiet),
 	}).SetupWithManager(ctx, mgr); err != nil {
 		cancel()
 		return err
