@@ -56,6 +56,8 @@ type agentRollout struct {
 	owed       bool
 	inflight   int
 	lastChange time.Time
+	// reading is closed when the read of the agent under way ends.
+	reading chan struct{}
 	// notBefore delays the next publish attempt after a failure.
 	notBefore time.Time
 	failures  int
@@ -100,47 +102,87 @@ func (p *Publisher) rollout(key agentKey) *agentRollout {
 
 // BeginChange is called before each write to an agent's actions. Before the
 // first change of a rollout under publishPolicy Auto it reads the agent (one
-// GET) to learn whether it was published.
+// GET, even when several workers start changes at once) to learn whether it
+// was published.
 func (p *Publisher) BeginChange(ctx context.Context, key agentKey, api ActionAPI, policy agentsv1alpha1.PublishPolicy) error {
-	p.mu.Lock()
-	r := p.rollout(key)
-	r.api, r.policy = api, policy
-	needRead := !r.active && policy == agentsv1alpha1.PublishPolicyAuto
-	p.mu.Unlock()
-
-	prior := ""
-	if needRead {
-		agent, err := api.GetAgent(talkover.WithPriority(ctx, talkover.PriorityHigh), key.agentID)
-		if err != nil {
-			return err
-		}
-		prior = agent.CurrentStatus
+	prior, err := p.readPrior(ctx, key, api, policy)
+	if err != nil {
+		return err
 	}
-
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	r := p.rollout(key)
+	r.api, r.policy = api, policy
 	r.inflight++
 	if r.active {
 		// A change after a refused publish retries the publish.
 		r.notBefore = time.Time{}
 		return nil
 	}
-	r.active = true
+	r.active, r.lastChange = true, p.Now()
+	r.owed = policy == agentsv1alpha1.PublishPolicyAlways ||
+		(policy == agentsv1alpha1.PublishPolicyAuto && prior == talkover.AgentStatusPublished)
+	r.state = rolloutState(policy, r.owed)
+	return nil
+}
+
+// readPrior returns the agent's status before the rollout, reading it only
+// under Auto and only once per rollout. Concurrent callers wait for the
+// reader.
+func (p *Publisher) readPrior(ctx context.Context, key agentKey, api ActionAPI, policy agentsv1alpha1.PublishPolicy) (string, error) {
+	for {
+		p.mu.Lock()
+		r := p.rollout(key)
+		if r.active || policy != agentsv1alpha1.PublishPolicyAuto {
+			p.mu.Unlock()
+			return "", nil
+		}
+		if wait := r.reading; wait != nil {
+			p.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		r.reading = done
+		p.mu.Unlock()
+
+		agent, err := api.GetAgent(talkover.WithPriority(ctx, talkover.PriorityHigh), key.agentID)
+
+		p.mu.Lock()
+		r.reading = nil
+		close(done)
+		if err == nil {
+			// The change follows at once; lastChange keeps the publish
+			// loop from seeing a settled agent before it starts.
+			r.active, r.lastChange = true, p.Now()
+			r.owed = agent.CurrentStatus == talkover.AgentStatusPublished
+			r.state = rolloutState(policy, r.owed)
+		}
+		p.mu.Unlock()
+		if err != nil {
+			return "", err
+		}
+		return agent.CurrentStatus, nil
+	}
+}
+
+// rolloutState is what the AgentActions report while a rollout is under way.
+func rolloutState(policy agentsv1alpha1.PublishPolicy, owed bool) publishState {
 	switch {
 	case policy == agentsv1alpha1.PublishPolicyManual:
-		r.owed = false
-		r.state = publishState{reason: agentsv1alpha1.ReasonManualPublish, agentStatus: talkover.AgentStatusDraft,
+		return publishState{reason: agentsv1alpha1.ReasonManualPublish, agentStatus: talkover.AgentStatusDraft,
 			message: "publishPolicy is Manual: publish the agent yourself."}
-	case policy == agentsv1alpha1.PublishPolicyAlways || prior == talkover.AgentStatusPublished:
-		r.owed = true
-		r.state = publishState{reason: agentsv1alpha1.ReasonPublishPending, agentStatus: talkover.AgentStatusDraft,
+	case owed:
+		return publishState{reason: agentsv1alpha1.ReasonPublishPending, agentStatus: talkover.AgentStatusDraft,
 			message: "The agent will be published once its changes have settled."}
-	default:
-		r.owed = false
-		r.state = publishState{reason: agentsv1alpha1.ReasonAgentLeftInDraft, agentStatus: talkover.AgentStatusDraft,
-			message: "The agent was in draft before the operator changed it, so it was left in draft (publishPolicy Auto): publish it when its other edits are ready."}
 	}
-	return nil
+	return publishState{reason: agentsv1alpha1.ReasonAgentLeftInDraft, agentStatus: talkover.AgentStatusDraft,
+		message: "The agent was in draft before the operator changed it, so it was left in draft (publishPolicy Auto): " +
+			"publish it when its other edits are ready."}
 }
 
 // EndChange is called after each write begun with BeginChange.
@@ -169,8 +211,7 @@ func (p *Publisher) Restore(key agentKey, api ActionAPI, policy agentsv1alpha1.P
 	}
 	r.api, r.policy, r.active, r.owed = api, policy, true, true
 	r.lastChange = p.Now()
-	r.state = publishState{reason: agentsv1alpha1.ReasonPublishPending, agentStatus: talkover.AgentStatusDraft,
-		message: "The agent will be published once its changes have settled."}
+	r.state = rolloutState(policy, true)
 	p.signal()
 }
 

@@ -113,13 +113,13 @@ func TestAdmission(t *testing.T) {
 
 	t.Run("environment apiURL must be https except loopback and in-cluster", func(t *testing.T) {
 		for url, ok := range map[string]bool{
-			"https://app.talkover.ai/api/v1":                    true,
-			"http://127.0.0.1:8089/api/v1":                      true,
-			"http://localhost:8089/api/v1":                      true,
-			"http://talkover-sim.tools.svc:8080/api/v1":         true,
+			"https://app.talkover.ai/api/v1":                     true,
+			"http://127.0.0.1:8089/api/v1":                       true,
+			"http://localhost:8089/api/v1":                       true,
+			"http://talkover-sim.tools.svc:8080/api/v1":          true,
 			"http://talkover-sim.tools.svc.cluster.local/api/v1": true,
-			"http://app.talkover.ai/api/v1":                     false,
-			"not a url":                                         false,
+			"http://app.talkover.ai/api/v1":                      false,
+			"not a url":                                          false,
 		} {
 			env := &agentsv1alpha1.Environment{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "env-"},

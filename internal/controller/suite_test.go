@@ -26,6 +26,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,7 +41,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"go.uber.org/zap/zapcore"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	agentsv1alpha1 "github.com/talkover/talkover-operator/api/v1alpha1"
@@ -51,9 +51,9 @@ import (
 // and a manager with both controllers. Each test makes its own namespace and
 // its own simulator, so API calls are counted per test.
 var (
-	testEnv   *envtest.Environment
-	restCfg   *rest.Config
-	k8sClient client.Client
+	testEnv    *envtest.Environment
+	restCfg    *rest.Config
+	k8sClient  client.Client
 	testScheme = runtime.NewScheme()
 
 	mgrCancel context.CancelFunc
