@@ -67,6 +67,7 @@ type options struct {
 	leaderElectionNS     string
 	workers              int
 	stalledRetry         time.Duration
+	publishQuiet         time.Duration
 }
 
 func parseFlags() (options, zap.Options) {
@@ -86,6 +87,8 @@ func parseFlags() (options, zap.Options) {
 	flag.IntVar(&o.workers, "max-concurrent-reconciles", 8, "Number of AgentActions reconciled in parallel.")
 	flag.DurationVar(&o.stalledRetry, "stalled-retry-interval", 15*time.Minute,
 		"How long a Stalled AgentAction waits before the operator calls the API again on its own.")
+	flag.DurationVar(&o.publishQuiet, "publish-quiet-period", 5*time.Second,
+		"How long an agent's changes must have settled before the operator publishes it.")
 	zopts := zap.Options{Development: false}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -164,5 +167,6 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, o options) error {
 		Clients:                 clients,
 		StalledRetryInterval:    o.stalledRetry,
 		MaxConcurrentReconciles: o.workers,
+		Publisher:               controller.NewPublisher(o.publishQuiet),
 	}).SetupWithManager(ctx, mgr)
 }
