@@ -40,6 +40,7 @@ help: ## Display this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs and RBAC from the markers in api/ and internal/.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:generateEmbeddedObjectMeta=false webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	hack/chart-sync.sh
 
 .PHONY: generate
 generate: controller-gen ## Generate the DeepCopy methods of the API types.
@@ -71,6 +72,15 @@ verify: manifests generate fmt ## Regenerate everything and fail if the tree cha
 		echo "The tree changed after 'make manifests generate fmt':"; git status --porcelain; git --no-pager diff --stat; exit 1; \
 	fi
 
+.PHONY: test-e2e
+test-e2e: envtest-assets helm ## Run the end-to-end test: the manager binary with the Helm chart's RBAC, driven by kubectl, on a local control plane and the simulator.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./test/e2e/... -count=1 -v -timeout 10m
+
+.PHONY: demo
+demo: envtest-assets build ## Run the samples on a local control plane and the simulator (Ctrl-C stops; DEMO_ONCE=1 exits once they are Ready).
+	go build -o $(LOCALBIN)/talkover-demo ./cmd/demo
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(LOCALBIN)/talkover-demo
+
 ##@ Build
 
 .PHONY: build
@@ -94,6 +104,17 @@ build-installer: manifests generate envtest-assets ## Write dist/install.yaml, t
 	mkdir -p dist
 	cd config/manager && $(KUBECTL) kustomize . >/dev/null
 	$(KUBECTL) kustomize config/default | sed 's|controller:latest|$(IMG)|' > dist/install.yaml
+
+##@ Benchmark
+
+# BENCH_ARGS are passed to the benchmark, e.g. BENCH_ARGS="-quick" or
+# BENCH_ARGS="-scenarios 0,1"; its output is also written to BENCH_OUT.
+BENCH_ARGS ?=
+BENCH_OUT ?= $(LOCALBIN)/bench.txt
+
+.PHONY: bench
+bench: envtest-assets build ## Run the scale benchmark (test/bench, several minutes) against a local control plane and the simulator; not part of 'make test'.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./test/bench -manager $(LOCALBIN)/manager $(BENCH_ARGS) 2>&1 | tee $(BENCH_OUT)
 
 ##@ Deployment
 

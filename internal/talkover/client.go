@@ -472,7 +472,10 @@ func (c *Client) decodeEnvelope(op string, resp *response, needData bool) (*enve
 	if resp.tooLarge {
 		return nil, invalid(fmt.Sprintf("body exceeds %d bytes", c.maxBytes))
 	}
-	if !needData && len(bytes.TrimSpace(resp.body)) == 0 {
+	if len(bytes.TrimSpace(resp.body)) == 0 {
+		if needData {
+			return nil, invalid("empty body")
+		}
 		return &envelope{}, nil
 	}
 	if ct := resp.header.Get("Content-Type"); ct != "" && !isJSONContentType(ct) {
@@ -509,6 +512,9 @@ func mediaType(ct string) string {
 // describeDecodeError says why data did not decode, without quoting it.
 func describeDecodeError(err error) string {
 	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field == "" {
+		return fmt.Sprintf("data is a JSON %s, want %s", typeErr.Value, typeErr.Type)
+	}
 	if errors.As(err, &typeErr) {
 		return fmt.Sprintf("data field %q is a JSON %s, want %s", typeErr.Field, typeErr.Value, typeErr.Type)
 	}

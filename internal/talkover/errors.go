@@ -80,6 +80,9 @@ func (e *APIError) Error() string {
 	if fe := formatFieldErrors(e.FieldErrors); fe != "" {
 		b.WriteString(" (" + fe + ")")
 	}
+	if e.RetryAfter > 0 {
+		b.WriteString(" (retry after " + e.RetryAfter.String() + ")")
+	}
 	return sanitize(b.String(), maxErrorLen)
 }
 

@@ -147,6 +147,9 @@ func NewLimiter(requestsPerMinute int, clock Clock) *Limiter {
 // SetRate changes the limit to requestsPerMinute (values below 1 mean 1).
 // The window guarantee holds for windows that do not span a rate change.
 func (l *Limiter) SetRate(requestsPerMinute int) {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	l.setRateLocked(requestsPerMinute)
 	l.mu.Unlock()
@@ -303,18 +306,39 @@ func (l *Limiter) signal() {
 // dispatch grants tokens to queued waiters until the queue is empty.
 func (l *Limiter) dispatch() {
 	for {
-		l.mu.Lock()
-		d, more := l.grantLocked(l.clock.Now())
+		timer, more := l.step()
 		if !more {
-			l.running = false
-			l.mu.Unlock()
 			return
 		}
-		timer := l.clock.After(d)
-		l.mu.Unlock()
 		select {
 		case <-timer:
 		case <-l.wake:
+		}
+	}
+}
+
+// armSlack is how far the clock may move while a timer is being armed
+// before the timer is armed again.
+const armSlack = time.Millisecond
+
+// step grants what it can and arms a timer for the next token. If the clock
+// moved while the timer was armed (a stalled goroutine, or a fake clock in
+// tests), it re-evaluates so that the timer never fires after the next
+// token is due. It reports false, and marks the dispatcher stopped, when no
+// waiter remains.
+func (l *Limiter) step() (<-chan time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		now := l.clock.Now()
+		d, more := l.grantLocked(now)
+		if !more {
+			l.running = false
+			return nil, false
+		}
+		timer := l.clock.After(d)
+		if l.clock.Now().Sub(now) < armSlack {
+			return timer, true
 		}
 	}
 }
