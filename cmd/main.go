@@ -34,7 +34,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -68,6 +67,7 @@ type options struct {
 	workers              int
 	stalledRetry         time.Duration
 	publishQuiet         time.Duration
+	operatorNamespace    string
 }
 
 func parseFlags() (options, zap.Options) {
@@ -89,10 +89,21 @@ func parseFlags() (options, zap.Options) {
 		"How long a Stalled AgentAction waits before the operator calls the API again on its own.")
 	flag.DurationVar(&o.publishQuiet, "publish-quiet-period", 5*time.Second,
 		"How long an agent's changes must have settled before the operator publishes it.")
+	flag.StringVar(&o.operatorNamespace, "operator-namespace", defaultOperatorNamespace(),
+		"The operator's namespace, where the token Secrets of ClusterEnvironments are (default: $POD_NAMESPACE, else talkover-operator-system).")
 	zopts := zap.Options{Development: false}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	return o, zopts
+}
+
+// defaultOperatorNamespace is the namespace of the operator's pod, from the
+// downward API, when it runs in a cluster.
+func defaultOperatorNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return "talkover-operator-system"
 }
 
 func main() {
@@ -150,23 +161,20 @@ func newManager(o options) (ctrl.Manager, error) {
 }
 
 func setupControllers(ctx context.Context, mgr ctrl.Manager, o options) error {
-	envReconciler := &controller.EnvironmentReconciler{
-		Client:      mgr.GetClient(),
-		APIReader:   mgr.GetAPIReader(),
-		AuthChanges: make(chan event.TypedGenericEvent[*agentsv1alpha1.Environment], 1024),
-	}
+	envReconciler := controller.NewEnvironmentReconciler(mgr.GetClient(), mgr.GetAPIReader(), o.operatorNamespace)
 	clients := controller.NewClients(controller.NewTalkoverClient, talkover.NewMetrics(metrics.Registry), nil, envReconciler.NotifyAuthChange)
 	envReconciler.Clients = clients
 	if err := envReconciler.SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&controller.AgentActionReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("talkover-operator"),
-		Clients:                 clients,
-		StalledRetryInterval:    o.stalledRetry,
-		MaxConcurrentReconciles: o.workers,
-		Publisher:               controller.NewPublisher(o.publishQuiet),
+		Client:                      mgr.GetClient(),
+		APIReader:                   mgr.GetAPIReader(),
+		Recorder:                    mgr.GetEventRecorder("talkover-operator"),
+		Clients:                     clients,
+		StalledRetryInterval:        o.stalledRetry,
+		MaxConcurrentReconciles:     o.workers,
+		Publisher:                   controller.NewPublisher(o.publishQuiet),
+		ClusterEnvironmentNamespace: o.operatorNamespace,
 	}).SetupWithManager(ctx, mgr)
 }

@@ -73,9 +73,25 @@ const (
 	DeletionPolicyOrphan DeletionPolicy = "Orphan"
 )
 
+// EnvironmentKind is the kind of environment an AgentAction refers to.
+// +kubebuilder:validation:Enum=Environment;ClusterEnvironment
+type EnvironmentKind string
+
+// The environment kinds.
+const (
+	EnvironmentKindNamespaced EnvironmentKind = "Environment"
+	EnvironmentKindCluster    EnvironmentKind = "ClusterEnvironment"
+)
+
 // EnvironmentReference names the Environment an AgentAction uses.
 type EnvironmentReference struct {
-	// name of an Environment in the same namespace as the AgentAction.
+	// kind is Environment (the default: an Environment in the AgentAction's
+	// namespace) or ClusterEnvironment (shared by a platform team with the
+	// namespaces it allows).
+	// +optional
+	Kind EnvironmentKind `json:"kind,omitempty"`
+
+	// name of the Environment or ClusterEnvironment.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253

@@ -47,6 +47,9 @@ const (
 	// ReasonEnvironmentNotFound (Stalled): the referenced Environment does
 	// not exist in the namespace. Create it.
 	ReasonEnvironmentNotFound = "EnvironmentNotFound"
+	// ReasonEnvironmentNotAllowed (Stalled): the ClusterEnvironment's
+	// allowedNamespaces does not select the AgentAction's namespace.
+	ReasonEnvironmentNotAllowed = "EnvironmentNotAllowed"
 	// ReasonSecretNotFound (Stalled): a referenced Secret or key is missing:
 	// the Environment's token or a header's valueFrom. Create it.
 	ReasonSecretNotFound = "SecretNotFound"

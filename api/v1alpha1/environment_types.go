@@ -48,7 +48,8 @@ const (
 // TokenSecretReference selects the key of a Secret that holds an environment
 // token.
 type TokenSecretReference struct {
-	// name of the Secret, in the same namespace as the Environment.
+	// name of the Secret: in the Environment's namespace, or for a
+	// ClusterEnvironment in the operator's namespace.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
@@ -151,6 +152,52 @@ type EnvironmentList struct {
 	Items           []Environment `json:"items"`
 }
 
+// ClusterEnvironmentSpec is an EnvironmentSpec that AgentActions of several
+// namespaces may use.
+type ClusterEnvironmentSpec struct {
+	EnvironmentSpec `json:",inline"`
+
+	// allowedNamespaces selects, by label, the namespaces whose AgentActions
+	// may use this ClusterEnvironment. An empty selector ({}) allows every
+	// namespace; when unset, no namespace may use it.
+	// +optional
+	AllowedNamespaces *metav1.LabelSelector `json:"allowedNamespaces,omitempty"`
+}
+
+// ClusterEnvironment is a Talkover environment that a platform team shares
+// with the namespaces it selects. Its token Secret lives in the operator's
+// namespace, out of reach of the namespaces that use it.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=tcenv,categories=talkover
+// +kubebuilder:printcolumn:name="API",type=string,JSONPath=`.spec.apiURL`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ClusterEnvironment struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec says where the API is, which token to use and who may use it.
+	// +required
+	Spec ClusterEnvironmentSpec `json:"spec"`
+
+	// status is the environment as last observed by the operator.
+	// +optional
+	Status EnvironmentStatus `json:"status,omitempty"`
+}
+
+// ClusterEnvironmentList is a list of ClusterEnvironments.
+// +kubebuilder:object:root=true
+type ClusterEnvironmentList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ClusterEnvironment `json:"items"`
+}
+
 func init() {
-	SchemeBuilder.Register(&Environment{}, &EnvironmentList{})
+	SchemeBuilder.Register(&Environment{}, &EnvironmentList{}, &ClusterEnvironment{}, &ClusterEnvironmentList{})
 }

@@ -56,6 +56,9 @@ type AgentActionReconciler struct {
 	// operator tries the API again on its own (a change of the spec, the
 	// Environment or a referenced Secret retries at once).
 	StalledRetryInterval time.Duration
+	// ClusterEnvironmentNamespace is the operator's namespace, where the
+	// token Secrets of ClusterEnvironments are.
+	ClusterEnvironmentNamespace string
 	// MaxConcurrentReconciles is the number of workers.
 	MaxConcurrentReconciles int
 	// Now returns the current time; tests may fix it.
@@ -243,6 +246,10 @@ func (r *AgentActionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate{}))).
 		Watches(&agentsv1alpha1.Environment{}, handler.EnqueueRequestsFromMapFunc(r.actionsOfEnvironment),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&agentsv1alpha1.ClusterEnvironment{}, handler.EnqueueRequestsFromMapFunc(r.actionsOfClusterEnvironment),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.actionsOfNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.actionsOfSecret)).
 		WatchesRawSource(source.Channel(r.requeues, &handler.TypedEnqueueRequestForObject[*AgentAction]{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: newRetryRateLimiter()}).

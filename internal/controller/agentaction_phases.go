@@ -23,8 +23,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -65,27 +63,6 @@ func (r *AgentActionReconciler) stall(s *agentActionScope, reason, format string
 	s.outcome = outcome{kind: outcomeStalled, reason: reason, message: fmt.Sprintf(format, args...)}
 	s.done = true
 	return ctrl.Result{RequeueAfter: r.StalledRetryInterval}, nil
-}
-
-// resolveEnvironment reads the referenced Environment and its token.
-func (r *AgentActionReconciler) resolveEnvironment(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
-	a := s.action
-	env := &agentsv1alpha1.Environment{}
-	key := types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.EnvironmentRef.Name}
-	if err := r.Get(ctx, key, env); err != nil {
-		if apierrors.IsNotFound(err) {
-			return r.stall(s, agentsv1alpha1.ReasonEnvironmentNotFound,
-				"Environment %q not found in namespace %q.", key.Name, key.Namespace)
-		}
-		return ctrl.Result{}, err
-	}
-	s.env = env
-	token, err := r.secretValue(ctx, a.Namespace, env.Spec.TokenSecretRef.Name, EffectiveTokenKey(env))
-	if err != nil {
-		return r.secretError(s, err, "the token of Environment "+env.Name)
-	}
-	s.token = token
-	return ctrl.Result{}, nil
 }
 
 // checkDuplicate stops an AgentAction that claims the same environment,

@@ -38,22 +38,38 @@ import (
 	agentsv1alpha1 "github.com/talkover/talkover-operator/api/v1alpha1"
 )
 
-// EnvironmentReconciler reports whether an Environment is usable: its token
-// Secret exists, and the API last accepted the token. It makes no API call
-// of its own; the AgentAction controller reports what the API said.
+// EnvironmentReconciler reports whether Environments and ClusterEnvironments
+// are usable: the token Secret exists, and the API last accepted the token.
+// It makes no API call of its own; the AgentAction controller reports what
+// the API said through NotifyAuthChange.
 type EnvironmentReconciler struct {
 	client.Client
 	APIReader client.Reader
 	Clients   *Clients
-	// AuthChanges receives the Environments whose token was just accepted or
-	// rejected by the API.
-	AuthChanges chan event.TypedGenericEvent[*agentsv1alpha1.Environment]
+	// ClusterEnvironmentNamespace is the operator's namespace, where the
+	// token Secrets of ClusterEnvironments are.
+	ClusterEnvironmentNamespace string
+
+	authChanges        chan event.TypedGenericEvent[*agentsv1alpha1.Environment]
+	clusterAuthChanges chan event.TypedGenericEvent[*agentsv1alpha1.ClusterEnvironment]
+}
+
+// NewEnvironmentReconciler returns an EnvironmentReconciler; its Clients are
+// set afterwards, since the Clients notify it.
+func NewEnvironmentReconciler(c client.Client, apiReader client.Reader, clusterNamespace string) *EnvironmentReconciler {
+	return &EnvironmentReconciler{
+		Client: c, APIReader: apiReader, ClusterEnvironmentNamespace: clusterNamespace,
+		authChanges:        make(chan event.TypedGenericEvent[*agentsv1alpha1.Environment], 1024),
+		clusterAuthChanges: make(chan event.TypedGenericEvent[*agentsv1alpha1.ClusterEnvironment], 1024),
+	}
 }
 
 // +kubebuilder:rbac:groups=agents.talkover.ai,resources=environments,verbs=get;list;watch
 // +kubebuilder:rbac:groups=agents.talkover.ai,resources=environments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=agents.talkover.ai,resources=clusterenvironments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=agents.talkover.ai,resources=clusterenvironments/status,verbs=get;update;patch
 
-// Reconcile computes an Environment's Ready condition.
+// Reconcile computes an Environment's conditions.
 func (r *EnvironmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	env := &agentsv1alpha1.Environment{}
 	if err := r.Get(ctx, req.NamespacedName, env); err != nil {
@@ -63,22 +79,66 @@ func (r *EnvironmentReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := env.DeepCopy()
-	cond, err := r.readiness(ctx, env)
-	if err != nil {
+	if err := r.computeStatus(ctx, env, &env.Spec, &env.Status, env.Namespace); err != nil {
 		return ctrl.Result{}, err
 	}
-	cond.ObservedGeneration = env.Generation
-	meta.SetStatusCondition(&env.Status.Conditions, cond)
-	env.Status.ObservedGeneration = env.Generation
 	if equality.Semantic.DeepEqual(before.Status, env.Status) {
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{}, client.IgnoreNotFound(r.Status().Patch(ctx, env, client.MergeFrom(before)))
 }
 
-// readiness is the Ready condition of an Environment.
-func (r *EnvironmentReconciler) readiness(ctx context.Context, env *agentsv1alpha1.Environment) (metav1.Condition, error) {
-	_, err := readSecretValue(ctx, r.APIReader, env.Namespace, env.Spec.TokenSecretRef.Name, EffectiveTokenKey(env))
+// reconcileCluster computes a ClusterEnvironment's conditions.
+func (r *EnvironmentReconciler) reconcileCluster(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	env := &agentsv1alpha1.ClusterEnvironment{}
+	if err := r.Get(ctx, req.NamespacedName, env); err != nil {
+		if client.IgnoreNotFound(err) == nil {
+			r.Clients.Forget(types.NamespacedName{Name: req.Name})
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := env.DeepCopy()
+	if err := r.computeStatus(ctx, env, &env.Spec.EnvironmentSpec, &env.Status, r.ClusterEnvironmentNamespace); err != nil {
+		return ctrl.Result{}, err
+	}
+	if equality.Semantic.DeepEqual(before.Status, env.Status) {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, client.IgnoreNotFound(r.Status().Patch(ctx, env, client.MergeFrom(before)))
+}
+
+// computeStatus sets Ready, and Stalled while Ready is False: an environment
+// without a usable token needs a person.
+func (r *EnvironmentReconciler) computeStatus(ctx context.Context, obj client.Object, spec *agentsv1alpha1.EnvironmentSpec,
+	status *agentsv1alpha1.EnvironmentStatus, secretNamespace string) error {
+	name := types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	cond, err := r.readiness(ctx, name, spec, secretNamespace)
+	if err != nil {
+		return err
+	}
+	cond.ObservedGeneration = obj.GetGeneration()
+	cond.LastTransitionTime = metav1.Now()
+	meta.SetStatusCondition(&status.Conditions, cond)
+	if cond.Status == metav1.ConditionTrue {
+		meta.RemoveStatusCondition(&status.Conditions, agentsv1alpha1.ConditionStalled)
+	} else {
+		stalled := cond
+		stalled.Type = agentsv1alpha1.ConditionStalled
+		stalled.Status = metav1.ConditionTrue
+		meta.SetStatusCondition(&status.Conditions, stalled)
+	}
+	status.ObservedGeneration = obj.GetGeneration()
+	return nil
+}
+
+// readiness is the Ready condition of an environment.
+func (r *EnvironmentReconciler) readiness(ctx context.Context, name types.NamespacedName, spec *agentsv1alpha1.EnvironmentSpec,
+	secretNamespace string) (metav1.Condition, error) {
+	key := spec.TokenSecretRef.Key
+	if key == "" {
+		key = agentsv1alpha1.DefaultTokenKey
+	}
+	_, err := readSecretValue(ctx, r.APIReader, secretNamespace, spec.TokenSecretRef.Name, key)
 	switch {
 	case errors.Is(err, errSecretMissing):
 		return metav1.Condition{Type: agentsv1alpha1.ConditionReady, Status: metav1.ConditionFalse,
@@ -86,7 +146,7 @@ func (r *EnvironmentReconciler) readiness(ctx context.Context, env *agentsv1alph
 	case err != nil:
 		return metav1.Condition{}, err
 	}
-	if auth, ok := r.Clients.Auth(types.NamespacedName{Namespace: env.Namespace, Name: env.Name}); ok && !auth.ok {
+	if auth, ok := r.Clients.Auth(name); ok && !auth.ok {
 		return metav1.Condition{Type: agentsv1alpha1.ConditionReady, Status: metav1.ConditionFalse,
 			Reason: auth.reason, Message: truncate(auth.message, maxConditionMessage)}, nil
 	}
@@ -94,25 +154,43 @@ func (r *EnvironmentReconciler) readiness(ctx context.Context, env *agentsv1alph
 		Reason: agentsv1alpha1.ReasonTokenValid, Message: "The token Secret is present and the API has not rejected it."}, nil
 }
 
-// NotifyAuthChange queues an Environment whose token state changed. It never
-// blocks the caller.
+// NotifyAuthChange queues an environment whose token state changed (an empty
+// namespace names a ClusterEnvironment). It never blocks the caller.
 func (r *EnvironmentReconciler) NotifyAuthChange(name types.NamespacedName) {
-	env := &agentsv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Namespace: name.Namespace, Name: name.Name}}
+	meta := metav1.ObjectMeta{Namespace: name.Namespace, Name: name.Name}
+	if name.Namespace == "" {
+		select {
+		case r.clusterAuthChanges <- event.TypedGenericEvent[*agentsv1alpha1.ClusterEnvironment]{
+			Object: &agentsv1alpha1.ClusterEnvironment{ObjectMeta: meta}}:
+		default:
+		}
+		return
+	}
 	select {
-	case r.AuthChanges <- event.TypedGenericEvent[*agentsv1alpha1.Environment]{Object: env}:
+	case r.authChanges <- event.TypedGenericEvent[*agentsv1alpha1.Environment]{Object: &agentsv1alpha1.Environment{ObjectMeta: meta}}:
 	default:
 	}
 }
 
-// SetupWithManager registers the controller: Environments, the metadata of
-// their token Secrets, and the token reports of the AgentAction controller.
+// SetupWithManager registers two controllers, for Environments and
+// ClusterEnvironments: they watch the objects, the metadata of their token
+// Secrets, and the token reports of the AgentAction controller.
 func (r *EnvironmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	err := ctrl.NewControllerManagedBy(mgr).
 		For(&agentsv1alpha1.Environment{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.environmentsOfSecret)).
-		WatchesRawSource(source.Channel(r.AuthChanges, &handler.TypedEnqueueRequestForObject[*agentsv1alpha1.Environment]{})).
+		WatchesRawSource(source.Channel(r.authChanges, &handler.TypedEnqueueRequestForObject[*agentsv1alpha1.Environment]{})).
 		Named("environment").
 		Complete(r)
+	if err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&agentsv1alpha1.ClusterEnvironment{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clusterEnvironmentsOfSecret)).
+		WatchesRawSource(source.Channel(r.clusterAuthChanges, &handler.TypedEnqueueRequestForObject[*agentsv1alpha1.ClusterEnvironment]{})).
+		Named("clusterenvironment").
+		Complete(reconcile.Func(r.reconcileCluster))
 }
 
 func (r *EnvironmentReconciler) environmentsOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
@@ -123,6 +201,21 @@ func (r *EnvironmentReconciler) environmentsOfSecret(ctx context.Context, o clie
 	reqs := make([]reconcile.Request, 0, len(envs.Items))
 	for _, e := range envs.Items {
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: e.Namespace, Name: e.Name}})
+	}
+	return reqs
+}
+
+func (r *EnvironmentReconciler) clusterEnvironmentsOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	if o.GetNamespace() != r.ClusterEnvironmentNamespace {
+		return nil
+	}
+	var envs agentsv1alpha1.ClusterEnvironmentList
+	if err := r.List(ctx, &envs, client.MatchingFields{indexTokenSecret: o.GetName()}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(envs.Items))
+	for _, e := range envs.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: e.Name}})
 	}
 	return reqs
 }

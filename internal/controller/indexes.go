@@ -18,7 +18,9 @@ package controller
 
 import (
 	"context"
+	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,7 +48,7 @@ const (
 func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &AgentAction{}, indexEnvironment, func(o client.Object) []string {
-		return []string{o.(*AgentAction).Spec.EnvironmentRef.Name}
+		return []string{envRefKey(o.(*AgentAction).Spec.EnvironmentRef)}
 	}); err != nil {
 		return err
 	}
@@ -68,7 +70,12 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	}
 	if err := idx.IndexField(ctx, &AgentAction{}, indexAgent, func(o client.Object) []string {
 		a := o.(*AgentAction)
-		return []string{a.Spec.EnvironmentRef.Name + "/" + a.Spec.AgentID}
+		return []string{envRefKey(a.Spec.EnvironmentRef) + "/" + a.Spec.AgentID}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &agentsv1alpha1.ClusterEnvironment{}, indexTokenSecret, func(o client.Object) []string {
+		return []string{o.(*agentsv1alpha1.ClusterEnvironment).Spec.TokenSecretRef.Name}
 	}); err != nil {
 		return err
 	}
@@ -79,13 +86,21 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 
 // agentIndexKey is the indexAgent value of an agent (within its namespace).
 func agentIndexKey(key agentKey) string {
+	if key.env.Namespace == "" {
+		return clusterEnvKey(key.env.Name) + "/" + key.agentID
+	}
 	return key.env.Name + "/" + key.agentID
 }
 
 // identityKey is what two AgentActions must not share: they would write the
 // same remote action.
+// A ClusterEnvironment's identities span namespaces.
 func identityKey(a *AgentAction) string {
-	return a.Namespace + "/" + a.Spec.EnvironmentRef.Name + "/" + a.Spec.AgentID + "/" + a.Spec.NodeID
+	scope := a.Namespace
+	if a.Spec.EnvironmentRef.Kind == agentsv1alpha1.EnvironmentKindCluster {
+		scope = ""
+	}
+	return scope + "/" + envRefKey(a.Spec.EnvironmentRef) + "/" + a.Spec.AgentID + "/" + a.Spec.NodeID
 }
 
 // duplicatePeers re-queues the other AgentActions with the same identity, so
@@ -95,7 +110,33 @@ func (r *AgentActionReconciler) duplicatePeers(ctx context.Context, o client.Obj
 	if !ok {
 		return nil
 	}
-	return r.listRequests(ctx, a.Namespace, client.MatchingFields{indexIdentity: identityKey(a)}, a.Name)
+	reqs := r.listRequests(ctx, "", client.MatchingFields{indexIdentity: identityKey(a)}, "")
+	return slices.DeleteFunc(reqs, func(req reconcile.Request) bool {
+		return req.Namespace == a.Namespace && req.Name == a.Name
+	})
+}
+
+// actionsOfClusterEnvironment re-queues the AgentActions, in every
+// namespace, that use a ClusterEnvironment.
+func (r *AgentActionReconciler) actionsOfClusterEnvironment(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.listRequests(ctx, "", client.MatchingFields{indexEnvironment: clusterEnvKey(o.GetName())}, "")
+}
+
+// actionsOfNamespace re-queues the AgentActions of a namespace that use a
+// ClusterEnvironment, whose allowedNamespaces may select it differently
+// after a label change.
+func (r *AgentActionReconciler) actionsOfNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var list agentsv1alpha1.AgentActionList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, item := range list.Items {
+		if item.Spec.EnvironmentRef.Kind == agentsv1alpha1.EnvironmentKindCluster {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: item.Namespace, Name: item.Name}})
+		}
+	}
+	return reqs
 }
 
 // requeueAgent re-queues every AgentAction of an agent.
@@ -129,6 +170,16 @@ func (r *AgentActionReconciler) actionsOfSecret(ctx context.Context, o client.Ob
 	for i := range envs.Items {
 		reqs = append(reqs, r.actionsOfEnvironment(ctx, &envs.Items[i])...)
 	}
+	if o.GetNamespace() != r.ClusterEnvironmentNamespace {
+		return reqs
+	}
+	var cenvs agentsv1alpha1.ClusterEnvironmentList
+	if err := r.List(ctx, &cenvs, client.MatchingFields{indexTokenSecret: o.GetName()}); err != nil {
+		return reqs
+	}
+	for i := range cenvs.Items {
+		reqs = append(reqs, r.actionsOfClusterEnvironment(ctx, &cenvs.Items[i])...)
+	}
 	return reqs
 }
 
@@ -159,3 +210,6 @@ func (deletionPredicate) Update(e event.UpdateEvent) bool {
 	}
 	return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
 }
+
+// namespaceGVK is the kind of the Namespaces read as metadata.
+var namespaceGVK = corev1.SchemeGroupVersion.WithKind("Namespace")

@@ -38,7 +38,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -67,6 +66,8 @@ const (
 	interval  = 100 * time.Millisecond
 	// publishQuiet is the Publisher's quiet period in tests.
 	publishQuiet = 700 * time.Millisecond
+	// operatorNamespace holds the token Secrets of ClusterEnvironments.
+	operatorNamespace = "talkover-operator-system"
 )
 
 func TestMain(m *testing.M) {
@@ -89,6 +90,10 @@ func TestMain(m *testing.M) {
 	}
 	k8sClient, err = client.New(restCfg, client.Options{Scheme: testScheme})
 	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -122,10 +127,7 @@ func startManager() error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	envReconciler := &EnvironmentReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
-		AuthChanges: make(chan event.TypedGenericEvent[*agentsv1alpha1.Environment], 1024),
-	}
+	envReconciler := NewEnvironmentReconciler(mgr.GetClient(), mgr.GetAPIReader(), operatorNamespace)
 	clients := NewClients(NewTalkoverClient, nil, nil, envReconciler.NotifyAuthChange)
 	envReconciler.Clients = clients
 	if err := envReconciler.SetupWithManager(mgr); err != nil {
@@ -135,8 +137,9 @@ func startManager() error {
 	if err := (&AgentActionReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Recorder: mgr.GetEventRecorder("talkover-operator"), Clients: clients,
-		StalledRetryInterval: time.Hour,
-		Publisher:            NewPublisher(publishQuiet),
+		StalledRetryInterval:        time.Hour,
+		Publisher:                   NewPublisher(publishQuiet),
+		ClusterEnvironmentNamespace: operatorNamespace,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		cancel()
 		return err
