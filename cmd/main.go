@@ -64,6 +64,7 @@ type options struct {
 	enableHTTP2          bool
 	enableLeaderElection bool
 	leaderElectionNS     string
+	leaderElectionID     string
 	workers              int
 	stalledRetry         time.Duration
 	publishQuiet         time.Duration
@@ -80,6 +81,8 @@ func parseFlags() (options, zap.Options) {
 			"Enabling this will ensure there is only one active controller manager.")
 	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "",
 		"Namespace of the leader election lease (defaults to the manager's namespace when in cluster).")
+	flag.StringVar(&o.leaderElectionID, "leader-election-id", "talkover-operator.agents.talkover.ai",
+		"Name of the leader election lease; give each installation in a namespace its own.")
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true,
 		"If set, the metrics endpoint is served securely via HTTPS. Use --metrics-secure=false to use HTTP instead.")
 	flag.BoolVar(&o.enableHTTP2, "enable-http2", false,
@@ -151,7 +154,7 @@ func newManager(o options) (ctrl.Manager, error) {
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.enableLeaderElection,
-		LeaderElectionID:              "talkover-operator.agents.talkover.ai",
+		LeaderElectionID:              o.leaderElectionID,
 		LeaderElectionNamespace:       o.leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
 		// Secret data is never cached: the controllers watch Secret metadata
