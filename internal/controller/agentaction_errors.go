@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -60,6 +61,12 @@ func (r *AgentActionReconciler) apiError(ctx context.Context, s *agentActionScop
 	}
 	s.outcome = outcome{kind: outcomeRetrying, reason: agentsv1alpha1.ReasonAPIUnavailable,
 		message: "The Talkover API call failed and will be retried with backoff: " + err.Error()}
+	var open *talkover.CircuitOpenError
+	if errors.As(err, &open) {
+		// The environment's API is down: wait for the breaker's probe
+		// rather than growing this resource's backoff.
+		return ctrl.Result{RequeueAfter: open.RetryAfter + time.Duration(rand.Int64N(int64(time.Second)))}, nil //nolint:gosec // jitter
+	}
 	return ctrl.Result{}, err
 }
 

@@ -28,9 +28,9 @@ import (
 	"github.com/talkover/talkover-operator/internal/version"
 )
 
-// Clients hands out one API client per Environment, and one rate limiter per
-// API credential: two Environments that use the same URL and token share a
-// limiter, because the API counts requests per token. It also remembers
+// Clients hands out one API client per Environment, and one rate limiter and
+// circuit breaker per API credential: two Environments that use the same URL
+// and token share them, because the API counts requests per token. It also remembers
 // whether each Environment's token last worked, for the Environment's Ready
 // condition. It is safe for concurrent use.
 type Clients struct {
@@ -40,6 +40,7 @@ type Clients struct {
 
 	mu       sync.Mutex
 	limiters map[string]*talkover.Limiter
+	breakers map[string]*talkover.Breaker
 	clients  map[types.NamespacedName]cachedClient
 	auth     map[types.NamespacedName]authState
 	notify   func(types.NamespacedName)
@@ -71,6 +72,7 @@ func NewClients(factory ClientFactory, metrics *talkover.Metrics, clock talkover
 		metrics:  metrics,
 		clock:    clock,
 		limiters: map[string]*talkover.Limiter{},
+		breakers: map[string]*talkover.Breaker{},
 		clients:  map[types.NamespacedName]cachedClient{},
 		auth:     map[types.NamespacedName]authState{},
 		notify:   notify,
@@ -93,6 +95,11 @@ func (c *Clients) For(env *agentsv1alpha1.Environment, token string) (ActionAPI,
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	limiter := c.limiterLocked(key, EffectiveRequestsPerMinute(env))
+	breaker, ok := c.breakers[key]
+	if !ok {
+		breaker = talkover.NewBreaker(c.clock)
+		c.breakers[key] = breaker
+	}
 	if cached, ok := c.clients[name]; ok && cached.credential == key {
 		return cached.api, nil
 	}
@@ -101,6 +108,7 @@ func (c *Clients) For(env *agentsv1alpha1.Environment, token string) (ActionAPI,
 		Token:     token,
 		UserAgent: version.UserAgent(),
 		Limiter:   limiter,
+		Breaker:   breaker,
 		Metrics:   c.metrics,
 	})
 	if err != nil {

@@ -78,6 +78,9 @@ type Config struct {
 	Limiter *Limiter
 	// Metrics is optional; nil means no metrics.
 	Metrics *Metrics
+	// Breaker is optional and shared by all clients of one environment;
+	// nil means no circuit breaking.
+	Breaker *Breaker
 	// MaxResponseBytes caps response bodies; 0 or less means
 	// DefaultMaxResponseBytes.
 	MaxResponseBytes int64
@@ -93,6 +96,7 @@ type Client struct {
 	httpClient *http.Client
 	limiter    *Limiter
 	metrics    *Metrics
+	breaker    *Breaker
 	maxBytes   int64
 	now        func() time.Time
 }
@@ -114,6 +118,7 @@ func New(cfg Config) (*Client, error) {
 		userAgent:  cfg.UserAgent,
 		httpClient: noRedirectClient(cfg.HTTPClient),
 		limiter:    cfg.Limiter,
+		breaker:    cfg.Breaker,
 		metrics:    cfg.Metrics,
 		maxBytes:   cfg.MaxResponseBytes,
 		now:        time.Now,
@@ -330,6 +335,17 @@ type result struct {
 // do sends r and decodes the success envelope. If out is non-nil the answer
 // must have data, which is decoded into out.
 func (c *Client) do(ctx context.Context, r request, out any) (*result, error) {
+	probe, err := c.breaker.allow(r.op)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.doOnce(ctx, r, out)
+	c.breaker.record(probe, err)
+	return res, err
+}
+
+// doOnce sends one request and decodes its answer.
+func (c *Client) doOnce(ctx context.Context, r request, out any) (*result, error) {
 	resp, err := c.send(ctx, r)
 	if err != nil {
 		return nil, err

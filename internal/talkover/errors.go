@@ -217,6 +217,10 @@ func IsRetryable(err error) bool {
 	if errors.As(err, &transport) {
 		return true
 	}
+	var open *CircuitOpenError
+	if errors.As(err, &open) {
+		return true
+	}
 	return isNetworkError(err)
 }
 
@@ -236,6 +240,10 @@ func RetryAfter(err error) (time.Duration, bool) {
 	var apiErr *APIError
 	if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {
 		return apiErr.RetryAfter, true
+	}
+	var open *CircuitOpenError
+	if errors.As(err, &open) && open.RetryAfter > 0 {
+		return open.RetryAfter, true
 	}
 	return 0, false
 }
