@@ -55,7 +55,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: manifests generate fmt vet envtest-assets ## Run every test (unit, envtest, e2e) against a local control plane.
+test: manifests generate fmt vet envtest-assets helm ## Run every test (unit, envtest, e2e) against a local control plane.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" PATH="$(ENVTEST_ASSETS):$$PATH" go test $(GO_TEST_ARGS) ./... -timeout 20m
 
 .PHONY: lint

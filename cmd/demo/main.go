@@ -63,6 +63,10 @@ import (
 )
 
 const (
+	// kindEnvironment and kindSecret are the kinds of samples the demo
+	// rewrites.
+	kindEnvironment = "Environment"
+	kindSecret      = "Secret"
 	// demoNamespace holds the samples.
 	demoNamespace = "demo"
 	// demoToken is the environment token the simulator accepts; it is not a
@@ -164,7 +168,13 @@ type demo struct {
 
 // say prints a step of the demo.
 func (d *demo) say(format string, args ...any) {
-	fmt.Fprintf(d.cfg.out, "==> "+format+"\n", args...)
+	d.printf("==> "+format+"\n", args...)
+}
+
+// printf prints to the demo's output; a failed write is not worth stopping
+// the demo for.
+func (d *demo) printf(format string, args ...any) {
+	_, _ = fmt.Fprintf(d.cfg.out, format, args...)
 }
 
 // run runs the demo until ctx ends or, with cfg.once, until every sample is
@@ -291,7 +301,7 @@ func (d *demo) readSamples() ([]*unstructured.Unstructured, error) {
 	}
 	// Secrets first, then Environments, then the rest, as a user would apply
 	// them; the operator copes with any order.
-	rank := map[string]int{"Secret": 0, "Environment": 1}
+	rank := map[string]int{kindSecret: 0, kindEnvironment: 1}
 	slices.SortStableFunc(all, func(a, b *unstructured.Unstructured) int {
 		ra, oka := rank[a.GetKind()]
 		rb, okb := rank[b.GetKind()]
@@ -339,7 +349,7 @@ func (d *demo) createSamples(ctx context.Context, samples []*unstructured.Unstru
 	}
 	tokenKeys := map[string]string{} // Secret name -> key of the token
 	for _, o := range samples {
-		if o.GetKind() != "Environment" {
+		if o.GetKind() != kindEnvironment {
 			continue
 		}
 		name, _, _ := unstructured.NestedString(o.Object, "spec", "tokenSecretRef", "name")
@@ -349,13 +359,13 @@ func (d *demo) createSamples(ctx context.Context, samples []*unstructured.Unstru
 	for _, o := range samples {
 		o.SetNamespace(demoNamespace)
 		switch o.GetKind() {
-		case "Secret":
+		case kindSecret:
 			if key, ok := tokenKeys[o.GetName()]; ok {
 				if err := unstructured.SetNestedField(o.Object, demoToken, "stringData", key); err != nil {
 					return err
 				}
 			}
-		case "Environment":
+		case kindEnvironment:
 			if err := unstructured.SetNestedField(o.Object, simURL, "spec", "apiURL"); err != nil {
 				return err
 			}
@@ -394,58 +404,87 @@ func (d *demo) startManager(ctx context.Context) error {
 	return nil
 }
 
+// errInterrupted ends the watch when the demo is interrupted.
+var errInterrupted = errors.New("interrupted")
+
+// watchState is what the watch loop printed and saw so far.
+type watchState struct {
+	start     time.Time
+	readyAt   time.Time // zero until every sample is Ready
+	lastTable string
+	lastSim   string
+}
+
 // watch prints the AgentActions whenever they change until ctx ends, or
 // with cfg.once until every sample is Ready.
 func (d *demo) watch(ctx context.Context) error {
 	d.say("Waiting for the AgentActions to become Ready")
-	start := time.Now()
+	st := &watchState{start: time.Now()}
 	tick := time.NewTicker(d.cfg.interval)
 	defer tick.Stop()
-	var lastTable, lastSim string
-	var readyAt time.Time
 	for {
-		table, ready, err := d.actionTable(ctx)
-		if err != nil && ctx.Err() == nil {
+		done, err := d.step(ctx, st)
+		if errors.Is(err, errInterrupted) {
+			d.printf("\n")
+			d.say("Interrupted")
+			return nil
+		}
+		if done || err != nil {
 			return err
-		}
-		if table != lastTable {
-			fmt.Fprintf(d.cfg.out, "\n[%5.1fs]\n%s", time.Since(start).Seconds(), table)
-			lastTable = table
-		}
-		if ready && readyAt.IsZero() {
-			readyAt = time.Now()
-			d.say("All %d AgentActions are Ready after %.1fs", len(d.actions), readyAt.Sub(start).Seconds())
-		}
-		if !readyAt.IsZero() {
-			sim := d.simState()
-			published := d.agentsPublished()
-			if d.cfg.once && (published || time.Since(readyAt) > publishWait) {
-				fmt.Fprintf(d.cfg.out, "\n%s", sim)
-				d.say("Done: every sample is Ready (DEMO_ONCE)")
-				return nil
-			}
-			if !d.cfg.once && sim != lastSim {
-				fmt.Fprintf(d.cfg.out, "\n%s", sim)
-				if lastSim == "" {
-					d.say("Running: edit the samples with kubectl in another terminal; Ctrl-C stops the demo")
-				}
-				lastSim = sim
-			}
-		}
-		if d.cfg.once && readyAt.IsZero() && time.Since(start) > d.cfg.readyTimeout {
-			return fmt.Errorf("the samples were not all Ready within %s\n%s\n--- last lines of %s ---\n%s",
-				d.cfg.readyTimeout, table, d.managerLog, d.manager.LogTail(30))
 		}
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(d.cfg.out)
-			d.say("Interrupted")
-			return nil
 		case <-d.manager.Done():
-			return fmt.Errorf("the manager exited: %v\n--- last lines of %s ---\n%s", d.manager.Err(), d.managerLog, d.manager.LogTail(30))
+			return fmt.Errorf("the manager exited: %w\n--- last lines of %s ---\n%s", d.manager.Err(), d.managerLog, d.manager.LogTail(30))
 		case <-tick.C:
 		}
 	}
+}
+
+// step refreshes the table once, prints what changed, and reports whether
+// the demo is done (DEMO_ONCE).
+func (d *demo) step(ctx context.Context, st *watchState) (bool, error) {
+	table, ready, err := d.actionTable(ctx)
+	if ctx.Err() != nil {
+		return false, errInterrupted
+	}
+	if err != nil {
+		return false, err
+	}
+	if table != st.lastTable {
+		d.printf("\n[%5.1fs]\n%s", time.Since(st.start).Seconds(), table)
+		st.lastTable = table
+	}
+	if ready && st.readyAt.IsZero() {
+		st.readyAt = time.Now()
+		d.say("All %d AgentActions are Ready after %.1fs", len(d.actions), st.readyAt.Sub(st.start).Seconds())
+	}
+	if st.readyAt.IsZero() {
+		if d.cfg.once && time.Since(st.start) > d.cfg.readyTimeout {
+			return false, fmt.Errorf("the samples were not all Ready within %s\n%s\n--- last lines of %s ---\n%s",
+				d.cfg.readyTimeout, table, d.managerLog, d.manager.LogTail(30))
+		}
+		return false, nil
+	}
+	sim := d.simState()
+	if d.cfg.once {
+		// Give the operator a moment to publish the agent again, so the
+		// summary shows the settled state.
+		if !d.agentsPublished() && time.Since(st.readyAt) < publishWait {
+			return false, nil
+		}
+		d.printf("\n%s", sim)
+		d.say("Done: every sample is Ready (DEMO_ONCE)")
+		return true, nil
+	}
+	if sim != st.lastSim {
+		d.printf("\n%s", sim)
+		if st.lastSim == "" {
+			d.say("Running: edit the samples with kubectl in another terminal; Ctrl-C stops the demo")
+		}
+		st.lastSim = sim
+	}
+	return false, nil
 }
 
 // actionTable renders the demo's AgentActions and reports whether every
@@ -456,9 +495,8 @@ func (d *demo) actionTable(ctx context.Context) (string, bool, error) {
 		return "", false, fmt.Errorf("listing AgentActions: %w", err)
 	}
 	slices.SortFunc(list.Items, func(a, b agentsv1alpha1.AgentAction) int { return cmp.Compare(a.Name, b.Name) })
-	var b strings.Builder
-	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tTYPE\tREMOTE-ID\tREADY\tREASON")
+	var rows strings.Builder
+	rows.WriteString("NAME\tTYPE\tREMOTE-ID\tREADY\tREASON\n")
 	ready := 0
 	for _, a := range list.Items {
 		status, reason := "-", "-"
@@ -468,9 +506,10 @@ func (d *demo) actionTable(ctx context.Context) (string, bool, error) {
 				ready++
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", a.Name, a.Spec.Type, cmp.Or(a.Status.ID, "-"), status, reason)
+		fmt.Fprintf(&rows, "%s\t%s\t%s\t%s\t%s\n", a.Name, a.Spec.Type, cmp.Or(a.Status.ID, "-"), status, reason)
 	}
-	_ = w.Flush()
+	var b strings.Builder
+	b.WriteString(tabulate(rows.String()))
 	for _, agent := range d.agents {
 		if st, ok := d.sim.Agent(agent); ok {
 			fmt.Fprintf(&b, "agent %s on the simulator: %s\n", agent, st.Status)
@@ -502,22 +541,31 @@ func (d *demo) simState() string {
 	for _, agent := range d.agents {
 		st, _ := d.sim.Agent(agent)
 		fmt.Fprintf(&b, "  agent %s: %s, ready to publish: %t, publishes: %d\n", agent, st.Status, st.ReadyToPublish, st.Publishes)
-		w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "    ID\tNAME\tTYPE\tTARGET")
+		var rows strings.Builder
+		rows.WriteString("    ID\tNAME\tTYPE\tTARGET\n")
 		for _, a := range d.sim.Actions(agent) {
-			fmt.Fprintf(w, "    %s\t%s\t%s\t%s\n", a.ID, a.Name, a.Type, target(a))
+			fmt.Fprintf(&rows, "    %s\t%s\t%s\t%s\n", a.ID, a.Name, a.Type, target(a))
 		}
-		_ = w.Flush()
+		b.WriteString(tabulate(rows.String()))
 	}
-	fmt.Fprintln(&b, "  Requests by route:")
-	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	b.WriteString("  Requests by route:\n")
+	var rows strings.Builder
 	total := 0
 	for _, route := range simRoutes {
 		n := d.sim.Count(route)
 		total += n
-		fmt.Fprintf(w, "    %s\t%d\n", route, n)
+		fmt.Fprintf(&rows, "    %s\t%d\n", route, n)
 	}
-	fmt.Fprintf(w, "    total\t%d\n", total)
+	fmt.Fprintf(&rows, "    total\t%d\n", total)
+	b.WriteString(tabulate(rows.String()))
+	return b.String()
+}
+
+// tabulate aligns the tab-separated columns of text.
+func tabulate(text string) string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	_, _ = io.WriteString(w, text)
 	_ = w.Flush()
 	return b.String()
 }

@@ -124,23 +124,23 @@ func TestAgentActionReconciler_missingDependencies(t *testing.T) {
 	f.g.Expect(f.sim.Requests()).To(BeEmpty(), "a missing dependency makes no API call")
 
 	// Creating what was missing fixes both, with one POST each.
-	f.createSecret("webhook-key", map[string]string{"key": "s3cr3t-header-value"})
+	f.createSecret("webhook-key", map[string]string{"key": secretHeaderValue})
 	f.waitReason("no-secret", agentsv1alpha1.ReasonSynced)
 	env := &agentsv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "missing"}, Spec: f.env.Spec}
 	f.g.Expect(k8sClient.Create(f.ctx, env)).To(Succeed())
 	f.waitReason("no-env", agentsv1alpha1.ReasonSynced)
 	f.g.Expect(f.sim.Count(apisim.RouteUpsert)).To(Equal(2))
 	remote, _ := f.sim.ActionByNodeID(f.agent, "node-2")
-	f.g.Expect(remote.CustomHeaders).To(Equal([]apisim.Header{{Key: "X-Api-Key", Value: "s3cr3t-header-value"}}))
+	f.g.Expect(remote.CustomHeaders).To(Equal([]apisim.Header{{Key: "X-Api-Key", Value: secretHeaderValue}}))
 	for _, note := range f.eventNotes() {
-		f.g.Expect(note).NotTo(ContainSubstring("s3cr3t-header-value"))
+		f.g.Expect(note).NotTo(ContainSubstring(secretHeaderValue))
 		f.g.Expect(note).NotTo(ContainSubstring(testToken))
 	}
 }
 
 func TestAgentActionReconciler_headerRotation(t *testing.T) {
 	f := newFixture(t)
-	secret := f.createSecret("webhook-key", map[string]string{"key": "value-1"})
+	secret := f.createSecret("webhook-key", map[string]string{"key": secretHeaderV1})
 	a := f.webhook("rotate", "node-1")
 	a.Spec.CustomHeaders = []agentsv1alpha1.CustomHeader{
 		{Key: "X-Plain", Value: ptrTo("plain")},
@@ -152,7 +152,7 @@ func TestAgentActionReconciler_headerRotation(t *testing.T) {
 	f.waitReason("rotate", agentsv1alpha1.ReasonSynced)
 	f.g.Expect(f.sim.Count(apisim.RouteUpsert)).To(Equal(1))
 
-	secret.StringData = map[string]string{"key": "value-2"}
+	secret.StringData = map[string]string{"key": secretHeaderV2}
 	f.g.Expect(k8sClient.Update(f.ctx, secret)).To(Succeed())
 	f.g.Eventually(func() string {
 		r, _ := f.sim.ActionByNodeID(f.agent, "node-1")
@@ -162,17 +162,17 @@ func TestAgentActionReconciler_headerRotation(t *testing.T) {
 			}
 		}
 		return ""
-	}, timeout, interval).Should(Equal("value-2"))
+	}, timeout, interval).Should(Equal(secretHeaderV2))
 	f.consistently(func(g Gomega) { g.Expect(f.sim.Count(apisim.RouteUpsert)).To(Equal(2)) }, 2*time.Second)
 	st := f.get("rotate").Status
-	f.g.Expect(st.AppliedHash).NotTo(ContainSubstring("value"))
+	f.g.Expect(st.AppliedHash).NotTo(ContainSubstring(secretHeaderV2))
 }
 
 func TestAgentActionReconciler_unauthorizedThenFixed(t *testing.T) {
 	f := newFixture(t)
 	var secret corev1.Secret
 	f.g.Expect(k8sClient.Get(f.ctx, client.ObjectKey{Namespace: f.ns, Name: "talkover-token"}, &secret)).To(Succeed())
-	secret.Data = map[string][]byte{"token": []byte("talq_wrong_token_value")}
+	secret.Data = map[string][]byte{"token": []byte(wrongToken)}
 	f.g.Expect(k8sClient.Update(f.ctx, &secret)).To(Succeed())
 
 	f.create(f.webhook("auth", "node-1"))

@@ -72,6 +72,11 @@ func (r *AgentActionReconciler) apiError(ctx context.Context, s *agentActionScop
 
 // terminalReason maps an answer that retrying cannot fix to its reason.
 func terminalReason(err error) (string, bool) {
+	var apiErr *talkover.APIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode >= 300 && apiErr.StatusCode < 400 {
+		// A redirect: the apiURL is wrong. It is never followed.
+		return agentsv1alpha1.ReasonAPIUnavailable, true
+	}
 	switch {
 	case talkover.IsUnauthorized(err):
 		return agentsv1alpha1.ReasonUnauthorized, true
@@ -94,6 +99,8 @@ func terminalMessage(reason string, err error) string {
 		return "The environment token may not manage this agent: " + err.Error()
 	case agentsv1alpha1.ReasonAgentNotFound:
 		return "The agent does not exist in the token's environment; check agentId and the Environment: " + err.Error()
+	case agentsv1alpha1.ReasonAPIUnavailable:
+		return "The Talkover API answered with a redirect, which the operator never follows; check the Environment's apiURL: " + err.Error()
 	}
 	return "The Talkover API rejected the action; fix the spec: " + err.Error()
 }

@@ -17,10 +17,13 @@ limitations under the License.
 package controller
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,6 +58,9 @@ var (
 	k8sClient  client.Client
 	testScheme = runtime.NewScheme()
 
+	// managerLogs holds everything the manager logged.
+	managerLogs lockedBuffer
+
 	mgrCancel context.CancelFunc
 	mgrDone   chan struct{}
 	nsCounter atomic.Int64
@@ -77,7 +83,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with 'make test', which builds the local control plane.")
 		os.Exit(1)
 	}
-	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(zapLevel())))
+	// Every log line of the manager, at every level, is kept for the
+	// secrets check; TEST_LOG=debug also prints them.
+	var sink io.Writer = &managerLogs
+	if os.Getenv("TEST_LOG") == "debug" {
+		sink = io.MultiWriter(&managerLogs, os.Stderr)
+	}
+	logf.SetLogger(zap.New(zap.WriteTo(sink), zap.UseDevMode(true), zap.Level(zapcore.Level(-5))))
 	testEnv = &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
@@ -107,12 +119,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// zapLevel is quiet by default; TEST_LOG=debug shows the controllers' logs.
-func zapLevel() zapcore.Level {
-	if os.Getenv("TEST_LOG") == "debug" {
-		return -1
-	}
-	return 2
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startManager runs a manager with both controllers, as cmd/main.go does.

@@ -154,7 +154,7 @@ func ReadObjects(path string) ([]*unstructured.Unstructured, error) {
 // FreeLocalAddr returns a 127.0.0.1 address with a port that was free a
 // moment ago.
 func FreeLocalAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
@@ -195,7 +195,8 @@ func StartProcess(path string, args, env []string, logPath string) (*Process, er
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(path, args...)
+	// Not bound to a context: Stop ends the process, with SIGTERM first.
+	cmd := exec.CommandContext(context.Background(), path, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -288,7 +289,7 @@ func WaitHTTPOK(ctx context.Context, url string, p *Process) error {
 		case <-ctx.Done():
 			return fmt.Errorf("%s did not answer 200: %w", url, ctx.Err())
 		case <-p.Done():
-			return fmt.Errorf("the process exited before %s answered: %v", url, p.Err())
+			return fmt.Errorf("the process exited before %s answered: %w", url, p.Err())
 		case <-tick.C:
 		}
 	}
