@@ -389,7 +389,3 @@ type AgentActionList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []AgentAction `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&AgentAction{}, &AgentActionList{})
-}

@@ -197,7 +197,3 @@ type ClusterEnvironmentList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ClusterEnvironment `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&Environment{}, &EnvironmentList{}, &ClusterEnvironment{}, &ClusterEnvironmentList{})
-}

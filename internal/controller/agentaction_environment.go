@@ -91,7 +91,8 @@ func (r *AgentActionReconciler) namespaceAllowed(ctx context.Context, selector *
 }
 
 // resolveToken reads the environment token from secretNamespace.
-func (r *AgentActionReconciler) resolveToken(ctx context.Context, s *agentActionScope, env *agentsv1alpha1.Environment, secretNamespace string) (ctrl.Result, error) {
+func (r *AgentActionReconciler) resolveToken(ctx context.Context, s *agentActionScope, env *agentsv1alpha1.Environment,
+	secretNamespace string) (ctrl.Result, error) {
 	s.env = env
 	token, err := r.secretValue(ctx, secretNamespace, env.Spec.TokenSecretRef.Name, EffectiveTokenKey(env))
 	if err != nil {

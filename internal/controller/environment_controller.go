@@ -157,17 +157,17 @@ func (r *EnvironmentReconciler) readiness(ctx context.Context, name types.Namesp
 // NotifyAuthChange queues an environment whose token state changed (an empty
 // namespace names a ClusterEnvironment). It never blocks the caller.
 func (r *EnvironmentReconciler) NotifyAuthChange(name types.NamespacedName) {
-	meta := metav1.ObjectMeta{Namespace: name.Namespace, Name: name.Name}
+	om := metav1.ObjectMeta{Namespace: name.Namespace, Name: name.Name}
 	if name.Namespace == "" {
 		select {
 		case r.clusterAuthChanges <- event.TypedGenericEvent[*agentsv1alpha1.ClusterEnvironment]{
-			Object: &agentsv1alpha1.ClusterEnvironment{ObjectMeta: meta}}:
+			Object: &agentsv1alpha1.ClusterEnvironment{ObjectMeta: om}}:
 		default:
 		}
 		return
 	}
 	select {
-	case r.authChanges <- event.TypedGenericEvent[*agentsv1alpha1.Environment]{Object: &agentsv1alpha1.Environment{ObjectMeta: meta}}:
+	case r.authChanges <- event.TypedGenericEvent[*agentsv1alpha1.Environment]{Object: &agentsv1alpha1.Environment{ObjectMeta: om}}:
 	default:
 	}
 }

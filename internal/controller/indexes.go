@@ -110,7 +110,7 @@ func (r *AgentActionReconciler) duplicatePeers(ctx context.Context, o client.Obj
 	if !ok {
 		return nil
 	}
-	reqs := r.listRequests(ctx, "", client.MatchingFields{indexIdentity: identityKey(a)}, "")
+	reqs := r.listRequests(ctx, "", client.MatchingFields{indexIdentity: identityKey(a)})
 	return slices.DeleteFunc(reqs, func(req reconcile.Request) bool {
 		return req.Namespace == a.Namespace && req.Name == a.Name
 	})
@@ -119,7 +119,7 @@ func (r *AgentActionReconciler) duplicatePeers(ctx context.Context, o client.Obj
 // actionsOfClusterEnvironment re-queues the AgentActions, in every
 // namespace, that use a ClusterEnvironment.
 func (r *AgentActionReconciler) actionsOfClusterEnvironment(ctx context.Context, o client.Object) []reconcile.Request {
-	return r.listRequests(ctx, "", client.MatchingFields{indexEnvironment: clusterEnvKey(o.GetName())}, "")
+	return r.listRequests(ctx, "", client.MatchingFields{indexEnvironment: clusterEnvKey(o.GetName())})
 }
 
 // actionsOfNamespace re-queues the AgentActions of a namespace that use a
@@ -141,7 +141,7 @@ func (r *AgentActionReconciler) actionsOfNamespace(ctx context.Context, o client
 
 // requeueAgent re-queues every AgentAction of an agent.
 func (r *AgentActionReconciler) requeueAgent(key agentKey) {
-	reqs := r.listRequests(context.Background(), key.env.Namespace, client.MatchingFields{indexAgent: agentIndexKey(key)}, "")
+	reqs := r.listRequests(context.Background(), key.env.Namespace, client.MatchingFields{indexAgent: agentIndexKey(key)})
 	for _, req := range reqs {
 		r.requeue(req.NamespacedName)
 	}
@@ -156,13 +156,13 @@ func (r *AgentActionReconciler) requeue(name types.NamespacedName) {
 
 // actionsOfEnvironment re-queues the AgentActions that use an Environment.
 func (r *AgentActionReconciler) actionsOfEnvironment(ctx context.Context, o client.Object) []reconcile.Request {
-	return r.listRequests(ctx, o.GetNamespace(), client.MatchingFields{indexEnvironment: o.GetName()}, "")
+	return r.listRequests(ctx, o.GetNamespace(), client.MatchingFields{indexEnvironment: o.GetName()})
 }
 
 // actionsOfSecret re-queues the AgentActions that read a Secret: through a
 // header, or as the token of their Environment.
 func (r *AgentActionReconciler) actionsOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	reqs := r.listRequests(ctx, o.GetNamespace(), client.MatchingFields{indexSecret: o.GetName()}, "")
+	reqs := r.listRequests(ctx, o.GetNamespace(), client.MatchingFields{indexSecret: o.GetName()})
 	var envs agentsv1alpha1.EnvironmentList
 	if err := r.List(ctx, &envs, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexTokenSecret: o.GetName()}); err != nil {
 		return reqs
@@ -183,16 +183,13 @@ func (r *AgentActionReconciler) actionsOfSecret(ctx context.Context, o client.Ob
 	return reqs
 }
 
-func (r *AgentActionReconciler) listRequests(ctx context.Context, namespace string, fields client.MatchingFields, skip string) []reconcile.Request {
+func (r *AgentActionReconciler) listRequests(ctx context.Context, namespace string, fields client.MatchingFields) []reconcile.Request {
 	var list agentsv1alpha1.AgentActionList
 	if err := r.List(ctx, &list, client.InNamespace(namespace), fields); err != nil {
 		return nil
 	}
 	reqs := make([]reconcile.Request, 0, len(list.Items))
 	for _, item := range list.Items {
-		if item.Name == skip {
-			continue
-		}
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: item.Namespace, Name: item.Name}})
 	}
 	return reqs

@@ -314,7 +314,7 @@ func (f *fixture) events(name string) []string {
 func (f *fixture) eventNotes() []string {
 	var list eventsv1.EventList
 	f.g.Expect(k8sClient.List(f.ctx, &list, client.InNamespace(f.ns))).To(Succeed())
-	var notes []string
+	notes := make([]string, 0, len(list.Items))
 	for _, e := range list.Items {
 		notes = append(notes, e.Reason+": "+e.Note)
 	}

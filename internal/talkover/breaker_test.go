@@ -57,6 +57,14 @@ func TestBreaker_opensProbesAndCloses(t *testing.T) {
 		t.Fatalf("calls while open: want 3 in all, got %d", got)
 	}
 
+	probeAndRecover(t, c, b, clock, &calls, &healthy)
+}
+
+// probeAndRecover continues TestBreaker_opensProbesAndCloses from an open
+// circuit.
+func probeAndRecover(t *testing.T, c *Client, b *Breaker, clock *breakerClock, calls *atomic.Int64, healthy *atomic.Bool) {
+	t.Helper()
+	ctx := context.Background()
 	// After the open period one probe goes out; it fails and the circuit
 	// stays open twice as long.
 	clock.now = clock.now.Add(DefaultBreakerMinOpen)

@@ -230,7 +230,7 @@ func (c *Client) ListActions(ctx context.Context, agentID string) ([]Action, err
 func hasMorePages(res *result, page int) (bool, error) {
 	var meta pageMeta
 	if len(nullToNil(res.env.Meta)) == 0 || json.Unmarshal(res.env.Meta, &meta) != nil {
-		return false, nil
+		return false, nil //nolint:nilerr // an unreadable meta block means no pagination
 	}
 	invalid := func(reason string) error {
 		return &InvalidResponseError{Op: OpListActions, StatusCode: res.status, Reason: reason}

@@ -326,7 +326,7 @@ func TestClient_ListActionsFollowsAnnouncedPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
+	ids := make([]string, 0, len(list))
 	for _, a := range list {
 		ids = append(ids, a.ID)
 	}

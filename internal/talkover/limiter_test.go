@@ -372,7 +372,7 @@ func TestLimiter_PauseForBlocksEveryone(t *testing.T) {
 			t.Errorf("%s admitted at %v (err %v), before the pause ended", name, r.g.at.Sub(t0), r.err)
 		}
 	}
-	if !(got["high"].g.seq < got["normal"].g.seq && got["normal"].g.seq < got["low"].g.seq) {
+	if got["high"].g.seq >= got["normal"].g.seq || got["normal"].g.seq >= got["low"].g.seq {
 		t.Errorf("priority not respected after the pause: %+v", got)
 	}
 	// After a pause the bucket restarts with one token, not a full burst.

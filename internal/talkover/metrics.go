@@ -24,6 +24,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// The namespace and subsystem of the client's metrics: talkover_api_*.
+const (
+	metricsNamespace = "talkover"
+	metricsSubsystem = "api"
+)
+
 // Metrics holds the Prometheus collectors of the client. A nil *Metrics is
 // valid and records nothing.
 type Metrics struct {
@@ -41,28 +47,28 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return &Metrics{
 		requests: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "talkover",
-			Subsystem: "api",
+			Namespace: metricsNamespace,
+			Subsystem: metricsSubsystem,
 			Name:      "requests_total",
 			Help:      "Talkover API requests by operation and HTTP status code (\"error\" when no answer was received).",
 		}, []string{"operation", "code"})),
 		duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "talkover",
-			Subsystem: "api",
+			Namespace: metricsNamespace,
+			Subsystem: metricsSubsystem,
 			Name:      "request_duration_seconds",
 			Help:      "Duration of Talkover API requests, excluding rate-limiter wait.",
 			Buckets:   prometheus.DefBuckets,
 		}, []string{"operation"})),
 		wait: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: "talkover",
-			Subsystem: "api",
+			Namespace: metricsNamespace,
+			Subsystem: metricsSubsystem,
 			Name:      "ratelimit_wait_seconds",
 			Help:      "Time spent waiting for the client-side rate limiter.",
 			Buckets:   []float64{0, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300},
 		})),
 		throttled: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "talkover",
-			Subsystem: "api",
+			Namespace: metricsNamespace,
+			Subsystem: metricsSubsystem,
 			Name:      "throttled_total",
 			Help:      "HTTP 429 answers received from the Talkover API.",
 		})),
