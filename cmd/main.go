@@ -65,6 +65,9 @@ type options struct {
 	enableLeaderElection bool
 	leaderElectionNS     string
 	leaderElectionID     string
+	leaseDuration        time.Duration
+	renewDeadline        time.Duration
+	retryPeriod          time.Duration
 	workers              int
 	stalledRetry         time.Duration
 	publishQuiet         time.Duration
@@ -83,6 +86,12 @@ func parseFlags() (options, zap.Options) {
 		"Namespace of the leader election lease (defaults to the manager's namespace when in cluster).")
 	flag.StringVar(&o.leaderElectionID, "leader-election-id", "talkover-operator.agents.talkover.ai",
 		"Name of the leader election lease; give each installation in a namespace its own.")
+	flag.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second,
+		"How long a non-leader waits before it may take over a lease that was not renewed.")
+	flag.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second,
+		"How long the leader keeps trying to renew its lease before it gives up leadership.")
+	flag.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second,
+		"How often leader election clients retry.")
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true,
 		"If set, the metrics endpoint is served securely via HTTPS. Use --metrics-secure=false to use HTTP instead.")
 	flag.BoolVar(&o.enableHTTP2, "enable-http2", false,
@@ -157,6 +166,9 @@ func newManager(o options) (ctrl.Manager, error) {
 		LeaderElectionID:              o.leaderElectionID,
 		LeaderElectionNamespace:       o.leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &o.leaseDuration,
+		RenewDeadline:                 &o.renewDeadline,
+		RetryPeriod:                   &o.retryPeriod,
 		// Secret data is never cached: the controllers watch Secret metadata
 		// and read the few Secrets they reference directly.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
