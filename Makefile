@@ -58,6 +58,12 @@ vet: ## Run go vet.
 test: manifests generate fmt vet envtest-assets helm ## Run every test (unit, envtest, e2e) against a local control plane.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" PATH="$(ENVTEST_ASSETS):$$PATH" go test $(GO_TEST_ARGS) ./... -timeout 20m
 
+FUZZ_TIME ?= 30s
+.PHONY: fuzz
+fuzz: envtest-assets ## Fuzz the payload builder and the response parser for FUZZ_TIME each (new corpus entries go to Go's cache).
+	go test ./internal/talkover/ -run '^$$' -fuzz FuzzResponse -fuzztime $(FUZZ_TIME)
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./internal/controller/ -run '^$$' -fuzz FuzzBuildRequest -fuzztime $(FUZZ_TIME)
+
 .PHONY: lint
 lint: golangci-lint ## Run golangci-lint.
 	$(GOLANGCI_LINT) run

@@ -379,6 +379,7 @@ type AgentAction struct {
 
 	// status is the action as last observed by the operator.
 	// +optional
+	// +kubebuilder:default:={"observedGeneration":-1}
 	Status AgentActionStatus `json:"status,omitempty"`
 }
 

@@ -141,6 +141,7 @@ type Environment struct {
 
 	// status is the environment as last observed by the operator.
 	// +optional
+	// +kubebuilder:default:={"observedGeneration":-1}
 	Status EnvironmentStatus `json:"status,omitempty"`
 }
 
@@ -187,6 +188,7 @@ type ClusterEnvironment struct {
 
 	// status is the environment as last observed by the operator.
 	// +optional
+	// +kubebuilder:default:={"observedGeneration":-1}
 	Status EnvironmentStatus `json:"status,omitempty"`
 }
 

@@ -19,6 +19,7 @@ package controller
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -79,6 +80,12 @@ const (
 func TestMain(m *testing.M) {
 	utilruntime.Must(clientgoscheme.AddToScheme(testScheme))
 	utilruntime.Must(agentsv1alpha1.AddToScheme(testScheme))
+	flag.Parse()
+	if isFuzzing() {
+		// Fuzz targets are pure functions: no control plane is started for
+		// the fuzzing engine or its workers.
+		os.Exit(m.Run())
+	}
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with 'make test', which builds the local control plane.")
 		os.Exit(1)
@@ -117,6 +124,16 @@ func TestMain(m *testing.M) {
 	stopManager()
 	_ = testEnv.Stop()
 	os.Exit(code)
+}
+
+// isFuzzing says whether the test binary runs under 'go test -fuzz'.
+func isFuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 // lockedBuffer is a bytes.Buffer safe for concurrent writers.
