@@ -175,6 +175,10 @@ func (r *AgentActionReconciler) emitTransition(before, after *AgentAction) {
 	if oldReady != nil && oldReady.Status == newReady.Status && oldReady.Reason == newReady.Reason {
 		return
 	}
+	if newReady.Status == metav1.ConditionTrue && (oldReady == nil || oldReady.Status == metav1.ConditionUnknown) {
+		// The first sync of a new resource: the Created Event says it.
+		return
+	}
 	eventType := corev1.EventTypeWarning
 	if newReady.Status == metav1.ConditionTrue || newReady.Reason == agentsv1alpha1.ReasonPaused {
 		eventType = corev1.EventTypeNormal

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,7 +37,7 @@ import (
 	"github.com/talkover/talkover-operator/internal/apisim"
 )
 
-// baselineResult is the minimal program's run of the scenario-2 work.
+// baselineResult is a baseline program's run of the scenario-2 work.
 type baselineResult struct {
 	n, workers     int
 	wall, created  time.Duration
@@ -46,21 +47,63 @@ type baselineResult struct {
 	sys sysCPU
 }
 
+// baselineMode selects what a baseline does per object.
+type baselineMode int
+
+const (
+	// minimal: one POST and one status patch (issue 5's baseline).
+	minimal baselineMode = iota
+	// mimic: the kube-apiserver requests the manager makes per object on
+	// a create (Secret GET, metadata patch, status patch, POST, status
+	// patch, two Events), without a controller: a diagnosis of where the
+	// manager's time goes, not a target.
+	mimic
+)
+
+// runBaselines runs the minimal baseline and, with -mimic, the mimic.
+func (b *bench) runBaselines(ctx context.Context) error {
+	res, err := b.runBaseline(ctx, minimal)
+	if err != nil {
+		return err
+	}
+	b.baseline = res
+	if b.cfg.mimic {
+		res, err := b.runBaseline(ctx, mimic)
+		if err != nil {
+			return err
+		}
+		b.mimic = res
+	}
+	return nil
+}
+
 // runBaseline does the work of scenario 2 without a controller, before the
 // manager starts: the same creates (same goroutines), then per object one
 // POST to a simulator with the same latency (plain net/http) and one merge
 // patch of its status with a Ready condition, by as many workers as the
 // manager has reconcilers. The objects are deleted afterwards so the
 // manager never sees them.
-func (b *bench) runBaseline(ctx context.Context) error {
+func (b *bench) runBaseline(ctx context.Context, mode baselineMode) (*baselineResult, error) {
 	n, workers := b.sz.s2Actions, b.cfg.workers
-	b.logf("Baseline for scenario 2: %d creates, then one POST (latency %s) and one status patch per object, %d workers, no controller",
-		n, b.sz.s2Latency, workers)
+	name, ns := "baseline", "bench-s2-baseline"
+	if mode == mimic {
+		name, ns = "mimic baseline", "bench-s2-mimic"
+		b.logf("Mimic baseline for scenario 2: %d creates, then per object the manager's requests (Secret GET, metadata patch, status patch, POST with latency %s, status patch, 2 Events), %d workers, no controller",
+			n, b.sz.s2Latency, workers)
+	} else {
+		b.logf("Baseline for scenario 2: %d creates, then one POST (latency %s) and one status patch per object, %d workers, no controller",
+			n, b.sz.s2Latency, workers)
+	}
 	sim, agents := b.newSim("base", b.sz.s2Agents)
 	sim.SetFaults("", apisim.Faults{Latency: b.sz.s2Latency})
-	ns := "bench-s2-baseline"
 	if err := b.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		return fmt.Errorf("creating namespace %s: %w", ns, err)
+		return nil, fmt.Errorf("creating namespace %s: %w", ns, err)
+	}
+	if mode == mimic {
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: tokenSecret}, StringData: map[string]string{"token": simToken}}
+		if err := b.k8s.Create(ctx, secret); err != nil {
+			return nil, fmt.Errorf("creating the token Secret in %s: %w", ns, err)
+		}
 	}
 	httpc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: 4 * workers, MaxIdleConnsPerHost: 4 * workers, IdleConnTimeout: time.Minute,
@@ -92,7 +135,7 @@ func (b *bench) runBaseline(ctx context.Context) error {
 				if ctx.Err() != nil {
 					continue // drain
 				}
-				if err := b.baselineOne(ctx, httpc, sim.URL(), a, &posts, &patches); err != nil {
+				if err := b.baselineOne(ctx, mode, httpc, sim.URL(), a, &posts, &patches); err != nil {
 					errOnce.Do(func() { workErr = err; cancel() })
 				}
 			}
@@ -103,51 +146,88 @@ func (b *bench) runBaseline(ctx context.Context) error {
 	res.sys = b.sysCPU().sub(sys0)
 	res.posts, res.patches = posts.Load(), patches.Load()
 	if workErr != nil {
-		return workErr
+		return nil, workErr
 	}
 	if createErr != nil {
-		return createErr
+		return nil, createErr
 	}
-	b.baseline = res
-	b.logf("  baseline: %d objects in %s (creates done at %s), %d POSTs, %d status patches; CPU seconds: benchmark %.1f, kube-apiserver+etcd %.1f; machine %.0f%% busy",
-		n, secs(res.wall), secs(res.created), res.posts, res.patches, res.sys.self, res.sys.controlPlane, res.sys.busyPercent())
+	b.logf("  %s: %d objects in %s (creates done at %s), %d POSTs, %d status patches; CPU seconds: benchmark %.1f, kube-apiserver+etcd %.1f; machine %.0f%% busy",
+		name, n, secs(res.wall), secs(res.created), res.posts, res.patches, res.sys.self, res.sys.controlPlane, res.sys.busyPercent())
 
 	b.own.add(keyActionMain, 1)
 	if err := b.k8s.DeleteAllOf(ctx, &agentsv1alpha1.AgentAction{}, client.InNamespace(ns)); err != nil {
-		return fmt.Errorf("deleting the baseline's AgentActions: %w", err)
+		return nil, fmt.Errorf("deleting the %s's AgentActions: %w", name, err)
 	}
-	return b.waitCount(ctx, ns, 0, 3*time.Minute)
+	return res, b.waitCount(ctx, ns, 0, 3*time.Minute)
 }
 
-// baselineOne POSTs one action and patches its status.
-func (b *bench) baselineOne(ctx context.Context, httpc *http.Client, base string, a *agentsv1alpha1.AgentAction,
+// baselineOne POSTs one action and patches its status; the mimic adds the
+// manager's other requests around them.
+func (b *bench) baselineOne(ctx context.Context, mode baselineMode, httpc *http.Client, base string, a *agentsv1alpha1.AgentAction,
 	posts, patches *atomic.Int64) error {
+	if mode == mimic {
+		var secret corev1.Secret
+		if err := b.k8s.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: tokenSecret}, &secret); err != nil {
+			return fmt.Errorf("mimic Secret GET: %w", err)
+		}
+		// A metadata patch standing in for the finalizer (an annotation,
+		// so deleting the objects afterwards needs no further write).
+		before := a.DeepCopy()
+		a.Annotations = map[string]string{"bench.talkover.ai/finalizer-stand-in": "true"}
+		b.own.add(keyActionMain, 1)
+		if err := b.k8s.Patch(ctx, a, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			return fmt.Errorf("mimic metadata patch of %s: %w", a.Name, err)
+		}
+		if err := b.patchReady(ctx, a, "", metav1.ConditionUnknown, agentsv1alpha1.ReasonProgressing); err != nil {
+			return err
+		}
+	}
+	id, err := b.baselinePost(ctx, httpc, base, a)
+	posts.Add(1)
+	if err != nil {
+		return err
+	}
+	if err := b.patchReady(ctx, a, id, metav1.ConditionTrue, agentsv1alpha1.ReasonSynced); err != nil {
+		return err
+	}
+	patches.Add(1)
+	if mode == mimic {
+		for _, reason := range []string{"Created", agentsv1alpha1.ReasonSynced} {
+			if err := b.createEvent(ctx, a, reason); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// baselinePost POSTs the action to the simulator and returns its ID.
+func (b *bench) baselinePost(ctx context.Context, httpc *http.Client, base string, a *agentsv1alpha1.AgentAction) (string, error) {
 	body, err := json.Marshal(map[string]string{
 		"node_id": a.Spec.NodeID, "name": a.Spec.Name, "description": a.Spec.Description,
 		"type": string(a.Spec.Type), "url": a.Spec.URL, "current_status": string(a.Spec.CurrentStatus),
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/agents/"+a.Spec.AgentID+"/actions", bytes.NewReader(body))
 	if err != nil {
-		return err
+		return "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+simToken)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	resp, err := httpc.Do(req)
 	if err != nil {
-		return fmt.Errorf("baseline POST: %w", err)
+		return "", fmt.Errorf("baseline POST: %w", err)
 	}
 	data, err := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 	if err != nil {
-		return fmt.Errorf("baseline POST: %w", err)
+		return "", fmt.Errorf("baseline POST: %w", err)
 	}
-	posts.Add(1)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("baseline POST: %s: %s", resp.Status, data)
+		return "", fmt.Errorf("baseline POST: %s: %s", resp.Status, data)
 	}
 	var out struct {
 		Data struct {
@@ -155,20 +235,52 @@ func (b *bench) baselineOne(ctx context.Context, httpc *http.Client, base string
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(data, &out); err != nil || out.Data.ID == "" {
-		return fmt.Errorf("baseline POST: no data.id in %s", data)
+		return "", fmt.Errorf("baseline POST: no data.id in %s", data)
 	}
+	return out.Data.ID, nil
+}
 
+// patchReady merge-patches the status of a with a Ready condition (and the
+// remote ID when known), and updates a to the result.
+func (b *bench) patchReady(ctx context.Context, a *agentsv1alpha1.AgentAction, id string, status metav1.ConditionStatus, reason string) error {
 	patched := a.DeepCopy()
-	patched.Status.ID = out.Data.ID
+	if id != "" {
+		patched.Status.ID = id
+	}
 	patched.Status.ObservedGeneration = a.Generation
+	msg := "Pushing the action to the Talkover API."
+	if id != "" {
+		msg = "The remote action " + id + " matches the spec."
+	}
 	meta.SetStatusCondition(&patched.Status.Conditions, metav1.Condition{
-		Type: agentsv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: agentsv1alpha1.ReasonSynced,
-		Message: "The remote action " + out.Data.ID + " matches the spec.", ObservedGeneration: a.Generation,
+		Type: agentsv1alpha1.ConditionReady, Status: status, Reason: reason, Message: msg, ObservedGeneration: a.Generation,
 	})
 	b.own.add(keyActionStatus, 1)
 	if err := b.k8s.Status().Patch(ctx, patched, client.MergeFrom(a)); err != nil {
 		return fmt.Errorf("baseline status patch of %s: %w", a.Name, err)
 	}
-	patches.Add(1)
+	*a = *patched
+	return nil
+}
+
+// createEvent records an events.k8s.io/v1 Event about a, as the manager's
+// event recorder does.
+func (b *bench) createEvent(ctx context.Context, a *agentsv1alpha1.AgentAction, reason string) error {
+	now := metav1.NowMicro()
+	ev := &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{Namespace: a.Namespace, Name: fmt.Sprintf("%s.%x", a.Name, now.UnixNano())},
+		EventTime:  now,
+		Regarding: corev1.ObjectReference{
+			APIVersion: agentsv1alpha1.GroupVersion.String(), Kind: "AgentAction",
+			Namespace: a.Namespace, Name: a.Name, UID: a.UID, ResourceVersion: a.ResourceVersion,
+		},
+		ReportingController: "talkover-operator-bench", ReportingInstance: "bench",
+		Action: "Reconcile", Reason: reason, Type: corev1.EventTypeNormal,
+		Note: "The benchmark's mimic of the manager's Event.",
+	}
+	b.own.add(keyEvents, 1)
+	if err := b.k8s.Create(ctx, ev); err != nil {
+		return fmt.Errorf("mimic Event for %s: %w", a.Name, err)
+	}
 	return nil
 }

@@ -83,10 +83,12 @@ type bench struct {
 	mgrRuns int
 	// cpPIDs are the kube-apiserver and etcd processes.
 	cpPIDs []int
+	cpLast map[int]float64
 	own    ownWrites
 	sims   []*apisim.Server
 
 	baseline *baselineResult
+	mimic    *baselineResult
 	s2       *s2State
 	tables   []*table
 }
@@ -96,6 +98,7 @@ func newBench(cfg config, out io.Writer) *bench {
 	utilruntime.Must(clientgoscheme.AddToScheme(b.scheme))
 	utilruntime.Must(agentsv1alpha1.AddToScheme(b.scheme))
 	b.own.counts = map[string]float64{}
+	b.cpLast = map[int]float64{}
 	return b
 }
 

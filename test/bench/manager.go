@@ -268,9 +268,13 @@ func (s sysCPU) busyPercent() float64 {
 func (b *bench) sysCPU() sysCPU {
 	var s sysCPU
 	for _, pid := range b.cpPIDs {
-		if c, err := procCPUSeconds(pid); err == nil {
-			s.controlPlane += c
+		// A failed read keeps the last value, so windows never go negative.
+		if c, err := procCPUSeconds(pid); err == nil && c > b.cpLast[pid] {
+			b.cpLast[pid] = c
+		} else if err != nil {
+			b.logf("Reading the CPU time of control plane process %d: %v", pid, err)
 		}
+		s.controlPlane += b.cpLast[pid]
 	}
 	s.self, _ = procCPUSeconds(os.Getpid())
 	if data, err := os.ReadFile("/proc/stat"); err == nil {

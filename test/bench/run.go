@@ -97,7 +97,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (int, error) {
 	// The baseline runs before the manager exists, so no controller touches
 	// its objects.
 	if slices.Contains(cfg.scenarios, 2) {
-		if err := b.runBaseline(ctx); err != nil {
+		if err := b.runBaselines(ctx); err != nil {
 			b.logf("The baseline failed: %v", err)
 			if ctx.Err() != nil {
 				return 0, err

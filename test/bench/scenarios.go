@@ -221,6 +221,12 @@ func (b *bench) scenario2(ctx context.Context, t *table) error {
 		t.info("  baseline: machine CPU busy", "%.0f%% of %d CPUs", base.sys.busyPercent(), runtime.NumCPU())
 		ratio := float64(wall) / float64(base.wall)
 		t.check("ratio to the baseline", fmt.Sprintf("%.2f", ratio), "<= 1.5", ratio <= 1.5)
+		if m := b.mimic; m != nil {
+			t.info("diagnosis: mimic baseline (create + the manager's 6 kube-apiserver requests per object, no controller)", "%s", secs(m.wall))
+			t.info("  mimic: CPU seconds of kube-apiserver+etcd / benchmark / other processes",
+				"%.1f s / %.1f s / %.1f s", m.sys.controlPlane, m.sys.self, m.sys.others(0))
+			t.info("  ratio of the manager to the mimic", "%.2f", float64(wall)/float64(m.wall))
+		}
 	} else {
 		t.check("ratio to the baseline", "n/a (the baseline failed)", "<= 1.5", false)
 	}
