@@ -113,6 +113,7 @@ func TestOperator(t *testing.T) {
 	t.Run("server-side apply is stable", s.testServerSideApply)
 	t.Run("metrics as a metrics-reader", s.testMetrics)
 	t.Run("no RBAC denial in the manager's log", s.testNoDenials)
+	t.Run("chart and installer apply with a server-side dry-run", s.testManifestsDryRun)
 	t.Logf("done in %s", time.Since(start).Round(time.Millisecond))
 }
 
