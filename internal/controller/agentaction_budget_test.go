@@ -217,3 +217,31 @@ func TestPriority_userChangeBeforeDriftChecks(t *testing.T) {
 	}
 	f.g.Expect(listsBefore).To(BeNumerically("<=", 2), "the user's change waited behind at most the calls already admitted")
 }
+
+func TestPublish_owedPublishSurvivesRestart(t *testing.T) {
+	f := newFixture(t)
+	f.setEnv(func(s *agentsv1alpha1.EnvironmentSpec) { s.PublishPolicy = agentsv1alpha1.PublishPolicyAuto })
+	// The publish fails: it stays owed.
+	f.sim.SetFaults(apisim.RoutePublish, apisim.Faults{ErrorRate: 1, ErrorCodes: []int{503}})
+	f.create(f.webhook("a", "node-a"))
+	f.create(f.webhook("b", "node-b"))
+	f.g.Eventually(func() int { return f.sim.CountStatus(503) }, timeout, interval).Should(BeNumerically(">=", 1))
+	f.g.Eventually(func() string { return f.publishReason("a") }, timeout, interval).Should(Equal(agentsv1alpha1.ReasonPublishPending))
+	agent, _ := f.sim.Agent(f.agent)
+	f.g.Expect(agent.Status).To(Equal("draft"))
+
+	// The operator restarts; the API recovers. The publish is still owed,
+	// and made once, without reading the agent again (it is draft now only
+	// because of the operator's own changes).
+	restartManager(t)
+	f.sim.ClearFaults()
+	f.g.Eventually(func() string {
+		a, _ := f.sim.Agent(f.agent)
+		return a.Status
+	}, timeout, interval).Should(Equal("published"))
+	f.g.Eventually(func() string { return f.publishReason("b") }, timeout, interval).Should(Equal(agentsv1alpha1.ReasonAgentPublished))
+	agent, _ = f.sim.Agent(f.agent)
+	f.g.Expect(agent.Publishes).To(Equal(1))
+	f.g.Expect(f.sim.Count(apisim.RouteGetAgent)).To(Equal(1))
+	f.g.Expect(f.sim.Count(apisim.RouteUpsert)).To(Equal(2), "a restart pushes nothing again")
+}
