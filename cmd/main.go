@@ -185,6 +185,7 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, o options) error {
 	return (&controller.AgentActionReconciler{
 		Client:                      mgr.GetClient(),
 		APIReader:                   mgr.GetAPIReader(),
+		MetadataReader:              mgr.GetCache(),
 		Recorder:                    mgr.GetEventRecorder("talkover-operator"),
 		Clients:                     clients,
 		StalledRetryInterval:        o.stalledRetry,

@@ -245,3 +245,20 @@ func TestPublish_owedPublishSurvivesRestart(t *testing.T) {
 	f.g.Expect(f.sim.Count(apisim.RouteGetAgent)).To(Equal(1))
 	f.g.Expect(f.sim.Count(apisim.RouteUpsert)).To(Equal(2), "a restart pushes nothing again")
 }
+
+func TestProgressingWrittenWhileWaitingForTheBudget(t *testing.T) {
+	f := newFixture(t)
+	f.setEnv(func(s *agentsv1alpha1.EnvironmentSpec) { s.RequestsPerMinute = ptrTo(int32(2)) })
+	f.create(f.webhook("first", "node-1"))
+	f.waitReason("first", agentsv1alpha1.ReasonSynced)
+	// The budget is spent: the next push waits, and says so meanwhile.
+	f.create(f.webhook("second", "node-2"))
+	f.g.Eventually(func(g Gomega) {
+		c := f.condition("second", agentsv1alpha1.ConditionReady)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionUnknown))
+		g.Expect(c.Reason).To(Equal(agentsv1alpha1.ReasonProgressing))
+		g.Expect(f.condition("second", agentsv1alpha1.ConditionReconciling).Status).To(Equal(metav1.ConditionTrue))
+	}, timeout, interval).Should(Succeed())
+	f.g.Expect(f.sim.Count(apisim.RouteUpsert)).To(Equal(1))
+}

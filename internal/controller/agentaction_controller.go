@@ -47,10 +47,14 @@ type AgentActionReconciler struct {
 	// APIReader reads Secrets straight from the API server: the manager
 	// caches only their metadata.
 	APIReader client.Reader
-	Recorder  events.EventRecorder
-	Clients   *Clients
-	Publisher *Publisher
-	Drift     *DriftChecker
+	// MetadataReader reads the cached metadata of Secrets (the manager's
+	// cache); with it, a Secret's data is read again only when its
+	// resourceVersion changed.
+	MetadataReader client.Reader
+	Recorder       events.EventRecorder
+	Clients        *Clients
+	Publisher      *Publisher
+	Drift          *DriftChecker
 
 	// StalledRetryInterval is how long a Stalled resource waits before the
 	// operator tries the API again on its own (a change of the spec, the
@@ -63,6 +67,8 @@ type AgentActionReconciler struct {
 	MaxConcurrentReconciles int
 	// Now returns the current time; tests may fix it.
 	Now func() time.Time
+
+	secrets secretCache
 
 	// requeues carries AgentActions queued by the Publisher and the
 	// DriftChecker.
@@ -85,6 +91,8 @@ type agentActionScope struct {
 	upToDate bool
 	// drift says why a drift check found the remote action different.
 	drift string
+	// isNew: this reconcile added the finalizer; no status was written yet.
+	isNew bool
 
 	// outcome decides the conditions written at the end of the reconcile.
 	outcome outcome
@@ -129,8 +137,9 @@ func (r *AgentActionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return r.reconcileNormal(ctx, s)
 }
 
-// ensureFinalizer adds the finalizer before the first remote call, and
-// writes Ready=Unknown at once so a new resource never shows no status.
+// ensureFinalizer adds the finalizer before the first remote call. The first
+// reconcile always ends with a status write; pushAction writes
+// Ready=Unknown before the call if the call has to wait.
 func (r *AgentActionReconciler) ensureFinalizer(ctx context.Context, s *agentActionScope) error {
 	if controllerutil.ContainsFinalizer(s.action, agentsv1alpha1.AgentActionFinalizer) {
 		return nil
@@ -141,7 +150,20 @@ func (r *AgentActionReconciler) ensureFinalizer(ctx context.Context, s *agentAct
 		return err
 	}
 	s.base.ObjectMeta = *s.action.ObjectMeta.DeepCopy()
-	s.outcome = outcome{kind: outcomeProgressing, reason: agentsv1alpha1.ReasonProgressing, message: "Pushing the action to the Talkover API."}
+	s.isNew = true
+	return nil
+}
+
+// writeProgressing writes Ready=Unknown/Progressing before a call that has
+// to wait (rate limiter, open circuit), so a new resource does not show an
+// empty status meanwhile. A call that can go at once skips this write: the
+// status written after it says more.
+func (r *AgentActionReconciler) writeProgressing(ctx context.Context, s *agentActionScope) error {
+	if !s.isNew || !r.Clients.MustWait(s.env, s.token) {
+		return nil
+	}
+	s.outcome = outcome{kind: outcomeProgressing, reason: agentsv1alpha1.ReasonProgressing,
+		message: "Waiting for the Talkover API's rate limit to push the action."}
 	return r.patchStatus(ctx, s)
 }
 

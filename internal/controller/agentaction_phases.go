@@ -169,6 +169,9 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 		return ctrl.Result{}, nil
 	}
 	a := s.action
+	if err := r.writeProgressing(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := r.Publisher.BeginChange(ctx, s.agent, s.api, EffectivePublishPolicy(s.env)); err != nil {
 		return r.apiError(ctx, s, err)
 	}

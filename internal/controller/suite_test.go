@@ -174,7 +174,7 @@ func startManager() error {
 		return err
 	}
 	if err := (&AgentActionReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), MetadataReader: mgr.GetCache(),
 		Recorder: mgr.GetEventRecorder("talkover-operator"), Clients: clients,
 		StalledRetryInterval:        time.Hour,
 		Publisher:                   NewPublisher(publishQuiet),

@@ -110,6 +110,9 @@ func (b *Breaker) record(probe bool, err error) {
 
 // Open reports whether the circuit is open (calls are being refused).
 func (b *Breaker) Open() bool {
+	if b == nil {
+		return false
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return !b.openUntil.IsZero()

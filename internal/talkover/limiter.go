@@ -199,6 +199,17 @@ func (l *Limiter) PauseFor(d time.Duration) {
 	l.signal()
 }
 
+// Idle reports whether a Wait call now would be admitted at once: nobody is
+// queued and a token is available.
+func (l *Limiter) Idle() bool {
+	if l == nil {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.queuedLocked() == 0 && l.nextLocked(l.clock.Now()) == 0
+}
+
 // QueueLen returns the number of blocked Wait calls.
 func (l *Limiter) QueueLen() int {
 	if l == nil {
