@@ -55,12 +55,8 @@ func (r *AgentActionReconciler) reconcileDelete(ctx context.Context, s *agentAct
 // isDuplicate says whether a newer twin claims the remote action of an
 // older AgentAction; it must not delete it.
 func (r *AgentActionReconciler) isDuplicate(ctx context.Context, s *agentActionScope) bool {
-	var peers agentsv1alpha1.AgentActionList
-	if err := r.List(ctx, &peers, client.MatchingFields{indexIdentity: identityKey(s.action)}); err != nil {
-		return false
-	}
-	owner := oldest(peers.Items)
-	return owner != nil && owner.UID != s.action.UID
+	owner, err := r.otherOwner(ctx, s.action)
+	return err == nil && owner != nil
 }
 
 // deleteRemote calls DELETE for the remote action; 404 means it is gone.

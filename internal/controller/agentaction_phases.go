@@ -68,17 +68,27 @@ func (r *AgentActionReconciler) stall(s *agentActionScope, reason, format string
 // checkDuplicate stops an AgentAction that claims the same environment,
 // agent and node as an older one: both would write the same remote action.
 func (r *AgentActionReconciler) checkDuplicate(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
-	var peers agentsv1alpha1.AgentActionList
-	if err := r.List(ctx, &peers, client.MatchingFields{indexIdentity: identityKey(s.action)}); err != nil {
+	owner, err := r.otherOwner(ctx, s.action)
+	if err != nil || owner == nil {
 		return ctrl.Result{}, err
-	}
-	owner := oldest(peers.Items)
-	if owner == nil || owner.UID == s.action.UID {
-		return ctrl.Result{}, nil
 	}
 	return r.stall(s, agentsv1alpha1.ReasonDuplicateNodeID,
 		"AgentAction %q already manages node %q of agent %q in Environment %q; delete one of the two.",
 		owner.Name, s.action.Spec.NodeID, s.action.Spec.AgentID, s.action.Spec.EnvironmentRef.Name)
+}
+
+// otherOwner returns the older AgentAction that owns the identity of a, or
+// nil when a owns it.
+func (r *AgentActionReconciler) otherOwner(ctx context.Context, a *AgentAction) (*AgentAction, error) {
+	var peers agentsv1alpha1.AgentActionList
+	if err := r.List(ctx, &peers, client.MatchingFields{indexIdentity: identityKey(a)}); err != nil {
+		return nil, err
+	}
+	owner := oldest(peers.Items)
+	if owner == nil || owner.UID == a.UID {
+		return nil, nil
+	}
+	return owner, nil
 }
 
 // oldest returns the AgentAction that owns an identity: the oldest live one,
