@@ -195,3 +195,12 @@ mv "$(LOCALBIN)/$$(basename "$(1)")" "$(1)-$(3)" ;\
 } ;\
 ln -sf "$$(realpath -- "$(1)-$(3)")" "$(1)"
 endef
+
+##@ Reliability
+
+# CHAOS_TIMEOUT bounds 'make test-chaos'.
+CHAOS_TIMEOUT ?= 30m
+
+.PHONY: test-chaos
+test-chaos: envtest-assets ## Run the chaos tests (test/chaos) at full size: 300 AgentActions under API faults, manager SIGKILLs and a kube-apiserver restart (several minutes).
+	CHAOS_FULL=1 KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_ARGS) ./test/chaos/... -count=1 -v -timeout $(CHAOS_TIMEOUT)

@@ -205,11 +205,16 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 		verb = "Created"
 	}
 	log.FromContext(ctx).Info(verb+" remote action", "id", remote.ID, "agent", a.Spec.AgentID)
-	if s.drift != "" {
+	switch {
+	case s.drift != "":
 		r.Drift.Corrected(a.UID)
 		r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, agentsv1alpha1.ReasonDriftCorrected, "Push",
 			"Restored remote action %s: %s.", remote.ID, s.drift)
-	} else {
+	case created && s.isNew:
+		// The expected first sync of a new resource: its status (Ready,
+		// status.id) says it, and an Event per object would double the
+		// kube-apiserver writes of a large rollout.
+	default:
 		r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, verb, "Push", "%s remote action %s on agent %s.", verb, remote.ID, a.Spec.AgentID)
 	}
 	s.outcome = outcome{kind: outcomeSynced, reason: agentsv1alpha1.ReasonSynced, message: syncedMessage(remote.ID)}

@@ -163,7 +163,7 @@ func (l *Limiter) setRateLocked(rpm int) {
 	rpm = max(rpm, 1)
 	oldInterval := l.interval
 	l.burst = min(max(rpm/20, 1), 10)
-	l.interval = time.Minute/time.Duration(rpm-l.burst+1) + time.Nanosecond
+	l.interval = (time.Minute+windowSlack)/time.Duration(rpm-l.burst+1) + time.Nanosecond
 	if oldInterval == 0 {
 		return
 	}
@@ -175,6 +175,11 @@ func (l *Limiter) setRateLocked(rpm int) {
 		l.tat = restart
 	}
 }
+
+// windowSlack widens the planned window beyond 60 s, so that requests that
+// leave on schedule but arrive a little late (a new connection, a busy
+// machine) still fit the server's per-minute count.
+const windowSlack = 500 * time.Millisecond
 
 // tau is the GCRA burst tolerance.
 func (l *Limiter) tau() time.Duration {

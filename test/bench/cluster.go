@@ -104,7 +104,7 @@ func newBench(cfg config, out io.Writer) *bench {
 
 // logf prints a progress line with the time since the start of the run.
 func (b *bench) logf(format string, args ...any) {
-	fmt.Fprintf(b.out, "[%7.1fs] %s\n", time.Since(b.start).Seconds(), fmt.Sprintf(format, args...))
+	say(b.out, "[%7.1fs] %s\n", time.Since(b.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
 // startControlPlane starts kube-apiserver and etcd with the CRDs, the
@@ -204,10 +204,10 @@ type ownWrites struct {
 	counts map[string]float64
 }
 
-func (o *ownWrites) add(key string, n float64) {
+func (o *ownWrites) add(key string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.counts[key] += n
+	o.counts[key]++
 }
 
 func (o *ownWrites) snapshot() map[string]float64 {
@@ -293,50 +293,21 @@ func (b *bench) kubeWrites(ctx context.Context) (kubeCounts, error) {
 }
 
 // parseRequestTotals sums apiserver_request_total over the write verbs, by
-// resource and subresource.
+// resource and subresource, and counts Secret GETs.
 func parseRequestTotals(r io.Reader) (kubeCounts, error) {
-	const metric = "apiserver_request_total{"
 	counts := kubeCounts{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
 	for sc.Scan() {
-		line := sc.Bytes()
-		if !bytes.HasPrefix(line, []byte(metric)) {
-			continue
-		}
-		end := bytes.LastIndexByte(line, '}')
-		if end < 0 {
-			continue
-		}
-		labels := parseLabels(string(line[len(metric):end]))
-		fields := strings.Fields(string(line[end+1:]))
-		if len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
+		labels, v, ok, err := parseRequestTotal(sc.Bytes())
 		if err != nil {
-			return nil, fmt.Errorf("parsing %q: %w", line, err)
+			return nil, err
 		}
-		if labels["verb"] == "GET" && labels["resource"] == "secrets" && labels["subresource"] == "" {
-			counts[keySecretReads] += v
+		if !ok {
 			continue
 		}
-		if !writeVerbs[labels["verb"]] {
-			continue
-		}
-		var key string
-		switch res, sub := labels["resource"], labels["subresource"]; {
-		case res == "agentactions" && sub == "status":
-			key = keyActionStatus
-		case res == "agentactions":
-			key = keyActionMain
-		case res == "environments" && sub == "status":
-			key = keyEnvStatus
-		case res == "environments":
-			key = keyEnvMain
-		case res == "events":
-			key = keyEvents
-		default:
+		key := requestKey(labels)
+		if key == "" {
 			continue
 		}
 		counts[key] += v
@@ -345,6 +316,53 @@ func parseRequestTotals(r io.Reader) (kubeCounts, error) {
 		}
 	}
 	return counts, sc.Err()
+}
+
+// parseRequestTotal parses one apiserver_request_total sample; ok is false
+// for other lines.
+func parseRequestTotal(line []byte) (map[string]string, float64, bool, error) {
+	const metric = "apiserver_request_total{"
+	if !bytes.HasPrefix(line, []byte(metric)) {
+		return nil, 0, false, nil
+	}
+	end := bytes.LastIndexByte(line, '}')
+	if end < 0 {
+		return nil, 0, false, nil
+	}
+	fields := strings.Fields(string(line[end+1:]))
+	if len(fields) == 0 {
+		return nil, 0, false, nil
+	}
+	v, err := strconv.ParseFloat(fields[0], 64)
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("parsing %q: %w", line, err)
+	}
+	return parseLabels(string(line[len(metric):end])), v, true, nil
+}
+
+// requestKey returns the count a request belongs to, or "" for requests
+// that are not counted.
+func requestKey(labels map[string]string) string {
+	res, sub, verb := labels["resource"], labels["subresource"], labels["verb"]
+	if verb == "GET" && res == "secrets" && sub == "" {
+		return keySecretReads
+	}
+	if !writeVerbs[verb] {
+		return ""
+	}
+	switch {
+	case res == "agentactions" && sub == "status":
+		return keyActionStatus
+	case res == "agentactions":
+		return keyActionMain
+	case res == "environments" && sub == "status":
+		return keyEnvStatus
+	case res == "environments":
+		return keyEnvMain
+	case res == "events":
+		return keyEvents
+	}
+	return ""
 }
 
 // parseLabels parses `a="x",b="y"` (Prometheus text format label values,
@@ -419,7 +437,7 @@ func (b *bench) setupNamespace(ctx context.Context, ns string, sim *apisim.Serve
 	if o.drift > 0 {
 		env.Spec.DriftCheckInterval = &metav1.Duration{Duration: o.drift}
 	}
-	b.own.add(keyEnvMain, 1)
+	b.own.add(keyEnvMain)
 	if err := b.k8s.Create(ctx, env); err != nil {
 		return fmt.Errorf("creating the Environment in %s: %w", ns, err)
 	}
@@ -463,7 +481,7 @@ func (b *bench) createActions(ctx context.Context, ns string, n int, agents []st
 					return
 				}
 				a := newAction(ns, i, agents)
-				b.own.add(keyActionMain, 1)
+				b.own.add(keyActionMain)
 				if err := b.k8s.Create(ctx, a); err != nil {
 					errs <- fmt.Errorf("creating AgentAction %s/%s: %w", ns, a.Name, err)
 					next.Store(int64(n)) // stop the others
@@ -509,7 +527,8 @@ func findCondition(conds []metav1.Condition, t string) *metav1.Condition {
 // waitActions polls the cache until n AgentActions of ns satisfy ok, and
 // returns the time of the poll that saw it. On timeout the error says how
 // many were missing and shows a few of them.
-func (b *bench) waitActions(ctx context.Context, ns string, n int, what string, ok func(*agentsv1alpha1.AgentAction) bool, timeout time.Duration) (time.Time, error) {
+func (b *bench) waitActions(ctx context.Context, ns string, n int, what string,
+	ok func(*agentsv1alpha1.AgentAction) bool, timeout time.Duration) (time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(pollInterval)

@@ -74,7 +74,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.logDir, "logdir", "", "folder for the manager logs and the kubeconfig (default: a new temporary folder)")
 	fs.DurationVar(&cfg.timeout, "timeout", 60*time.Minute, "give up after this long")
 	fs.BoolVar(&cfg.strict, "strict", false, "exit with status 1 when a target is missed")
-	fs.BoolVar(&cfg.mimic, "mimic", true, "with scenario 2, also run a diagnostic baseline that makes the manager's kube-apiserver requests per object, without a controller")
+	fs.BoolVar(&cfg.mimic, "mimic", true,
+		"with scenario 2, also run a diagnostic baseline that makes the manager's kube-apiserver writes per object, without a controller")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}

@@ -20,6 +20,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -115,10 +116,18 @@ func (m *manager) stop(timeout time.Duration) error {
 func (m *manager) alive() error {
 	select {
 	case <-m.proc.Done():
-		return fmt.Errorf("the manager exited: %v\n--- last lines of %s ---\n%s", m.proc.Err(), m.logPath, m.proc.LogTail(30))
+		return fmt.Errorf("the manager exited: %w\n--- last lines of %s ---\n%s", exitErr(m.proc.Err()), m.logPath, m.proc.LogTail(30))
 	default:
 		return nil
 	}
+}
+
+// exitErr makes a clean exit an error too: the manager must not exit.
+func exitErr(err error) error {
+	if err == nil {
+		return errors.New("exit status 0")
+	}
+	return err
 }
 
 // cpuSeconds returns the user and system CPU time of the manager so far.

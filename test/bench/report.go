@@ -65,14 +65,14 @@ func (t *table) note(format string, args ...any) {
 
 // calls adds the rows of API calls by endpoint (the total and the 429s are
 // added by each scenario, as information or against a target).
-func (t *table) calls(prefix string, c apiCounts) {
-	t.info(prefix+"  upsert (POST actions)", "%d", c.upsert)
-	t.info(prefix+"  list (GET actions)", "%d", c.list)
-	t.info(prefix+"  delete (DELETE action)", "%d", c.del)
-	t.info(prefix+"  get agent (GET agent)", "%d", c.getAgent)
-	t.info(prefix+"  publish (POST publish)", "%d", c.publish)
+func (t *table) calls(c apiCounts) {
+	t.info("  upsert (POST actions)", "%d", c.upsert)
+	t.info("  list (GET actions)", "%d", c.list)
+	t.info("  delete (DELETE action)", "%d", c.del)
+	t.info("  get agent (GET agent)", "%d", c.getAgent)
+	t.info("  publish (POST publish)", "%d", c.publish)
 	if c.unpublish != 0 || c.other != 0 {
-		t.info(prefix+"  unpublish / unmatched", "%d / %d", c.unpublish, c.other)
+		t.info("  unpublish / unmatched", "%d / %d", c.unpublish, c.other)
 	}
 }
 
@@ -110,35 +110,35 @@ func (t *table) proc(st procStats, peakTarget float64) {
 }
 
 func (t *table) print(w io.Writer) {
-	fmt.Fprintf(w, "\nScenario %d: %s\n", t.id, t.title)
+	say(w, "\nScenario %d: %s\n", t.id, t.title)
 	if t.err != nil {
-		fmt.Fprintf(w, "  FAILED: %v\n", t.err)
+		say(w, "  FAILED: %v\n", t.err)
 	}
 	if len(t.rows) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  metric\tvalue\ttarget\tresult")
-		fmt.Fprintln(tw, "  ------\t-----\t------\t------")
+		say(tw, "%s\n", "  metric\tvalue\ttarget\tresult")
+		say(tw, "%s\n", "  ------\t-----\t------\t------")
 		for _, r := range t.rows {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.metric, r.value, r.target, r.result)
+			say(tw, "  %s\t%s\t%s\t%s\n", r.metric, r.value, r.target, r.result)
 		}
 		_ = tw.Flush()
 	}
 	for _, n := range t.notes {
-		fmt.Fprintf(w, "  note: %s\n", n)
+		say(w, "  note: %s\n", n)
 	}
 }
 
 // printSummary prints every target row of every table and returns the
 // number of targets missed (a failed scenario counts as one).
 func printSummary(w io.Writer, tables []*table) int {
-	fmt.Fprintln(w, "\nSummary of the targets")
+	say(w, "%s\n", "\nSummary of the targets")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  scenario\tmetric\tvalue\ttarget\tresult")
-	fmt.Fprintln(tw, "  --------\t------\t-----\t------\t------")
+	say(tw, "%s\n", "  scenario\tmetric\tvalue\ttarget\tresult")
+	say(tw, "%s\n", "  --------\t------\t-----\t------\t------")
 	missed, total := 0, 0
 	for _, t := range tables {
 		if t.err != nil {
-			fmt.Fprintf(tw, "  %d\t(scenario failed)\t\t\tMISS\n", t.id)
+			say(tw, "  %d\t(scenario failed)\t\t\tMISS\n", t.id)
 			missed++
 			total++
 		}
@@ -150,17 +150,17 @@ func printSummary(w io.Writer, tables []*table) int {
 			if r.result != "PASS" {
 				missed++
 			}
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", t.id, strings.TrimSpace(r.metric), r.value, r.target, r.result)
+			say(tw, "  %d\t%s\t%s\t%s\t%s\n", t.id, strings.TrimSpace(r.metric), r.value, r.target, r.result)
 		}
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(w, "  %d of %d targets met.\n", total-missed, total)
+	say(w, "  %d of %d targets met.\n", total-missed, total)
 	return missed
 }
 
 // machine describes the machine the run used.
 func machine() []string {
-	model := "unknown"
+	model := unknown
 	if f, err := os.Open("/proc/cpuinfo"); err == nil {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
@@ -171,7 +171,7 @@ func machine() []string {
 		}
 		_ = f.Close()
 	}
-	mem := "unknown"
+	mem := unknown
 	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
@@ -182,7 +182,7 @@ func machine() []string {
 			}
 		}
 	}
-	kernel := "unknown"
+	kernel := unknown
 	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		kernel = strings.TrimSpace(string(data))
 	}
@@ -194,6 +194,15 @@ func machine() []string {
 		fmt.Sprintf("kernel:        Linux %s", kernel),
 	}
 }
+
+// say prints to the output; a failed write to stdout is not worth stopping
+// a benchmark for.
+func say(w io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(w, format, args...)
+}
+
+// unknown stands for a machine property that could not be read.
+const unknown = "unknown"
 
 // secs formats a duration in seconds.
 func secs(d time.Duration) string {

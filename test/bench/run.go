@@ -18,9 +18,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"time"
@@ -89,7 +91,8 @@ func run(ctx context.Context, cfg config, out io.Writer) (int, error) {
 	b.logf("talkover-operator benchmark, %s, scenarios %s, manager workers %d, %d creating goroutines; logs in %s",
 		mode, joinInts(cfg.scenarios), cfg.workers, cfg.createWorkers, cfg.logDir)
 
-	b.logf("Load average at the start: %s", loadAvg())
+	source := gitState(ctx, cfg.root)
+	b.logf("Load average at the start: %s; source: %s", loadAvg(), source)
 	runSys := b.sysCPU()
 	if err := b.startControlPlane(ctx); err != nil {
 		return 0, err
@@ -108,81 +111,141 @@ func run(ctx context.Context, cfg config, out io.Writer) (int, error) {
 		return 0, err
 	}
 
-	scenarios := map[int]func(context.Context, *table) error{
-		0: b.scenario0, 1: b.scenario1, 2: b.scenario2, 3: b.scenario3, 4: b.scenario4, 5: b.scenario5,
-	}
-	titles := map[int]string{
-		0: fmt.Sprintf("peer-sized burst: %d AgentActions over %d agents, no rate limit, no added latency", b.sz.s0Actions, b.sz.s0Agents),
-		1: fmt.Sprintf("rollout under the budget: %d AgentActions over %d agents, simulator limit %d/min enforced with 429",
-			b.sz.s1Actions, b.sz.s1Agents, b.sz.s1RPM),
-		2: fmt.Sprintf("unthrottled scale: %d AgentActions over %d agents, simulator latency %s, no rate limit",
-			b.sz.s2Actions, b.sz.s2Agents, b.sz.s2Latency),
-		3: fmt.Sprintf("steady state: the objects of scenario 2 with a drift interval of %s, watched for %s", b.sz.s3Interval, b.sz.s3Window),
-		4: fmt.Sprintf("restart: SIGTERM and restart the manager after scenario 2, watched for %s", b.sz.s4Window),
-		5: fmt.Sprintf("drift: %d of %d actions edited and %d deleted in the simulator, drift interval %s",
-			b.sz.s5Edits, b.sz.s5Actions, b.sz.s5Deletes, b.sz.s5Interval),
-	}
-	for _, id := range cfg.scenarios {
-		if ctx.Err() != nil {
-			break
-		}
-		t := newTable(id, titles[id])
-		if (id == 3 || id == 4) && b.s2 == nil {
-			t.err = fmt.Errorf("skipped: scenario 2 did not complete")
-		} else {
-			b.logf("Scenario %d: %s", id, t.title)
-			start := time.Now()
-			t.err = scenarios[id](ctx, t)
-			if t.err == nil {
-				if err := b.mgr.alive(); err != nil {
-					t.err = err
-				}
-			}
-			b.logf("Scenario %d done in %s", id, time.Since(start).Round(100*time.Millisecond))
-			if t.err != nil && b.mgr != nil {
-				t.note("manager log: %s", b.mgr.logPath)
-			}
-		}
-		b.tables = append(b.tables, t)
-		t.print(out)
-		if b.mgr != nil && b.mgr.alive() != nil {
-			b.logf("The manager is gone; restarting it for the next scenarios")
-			if err := b.startManager(ctx); err != nil {
-				return 0, err
-			}
-		}
+	if err := b.runScenarios(ctx); err != nil {
+		return 0, err
 	}
 	if ctx.Err() != nil {
 		b.logf("Interrupted: %v", ctx.Err())
 	}
+	return b.printResults(runSys, source), ctx.Err()
+}
 
-	fmt.Fprintln(out, "\n==================== results ====================")
+// titles returns the title of each scenario.
+func (b *bench) titles() map[int]string {
+	sz := b.sz
+	return map[int]string{
+		0: fmt.Sprintf("peer-sized burst: %d AgentActions over %d agents, no rate limit, no added latency", sz.s0Actions, sz.s0Agents),
+		1: fmt.Sprintf("rollout under the budget: %d AgentActions over %d agents, simulator limit %d/min enforced with 429",
+			sz.s1Actions, sz.s1Agents, sz.s1RPM),
+		2: fmt.Sprintf("unthrottled scale: %d AgentActions over %d agents, simulator latency %s, no rate limit",
+			sz.s2Actions, sz.s2Agents, sz.s2Latency),
+		3: fmt.Sprintf("steady state: the objects of scenario 2 with a drift interval of %s, watched for %s", sz.s3Interval, sz.s3Window),
+		4: fmt.Sprintf("restart: SIGTERM and restart the manager after scenario 2, watched for %s", sz.s4Window),
+		5: fmt.Sprintf("drift: %d of %d actions edited and %d deleted in the simulator, drift interval %s",
+			sz.s5Edits, sz.s5Actions, sz.s5Deletes, sz.s5Interval),
+	}
+}
+
+// runScenarios runs the selected scenarios in order and prints each table
+// as it completes. A failed scenario is recorded in its table; the error is
+// for a manager that cannot be started again.
+func (b *bench) runScenarios(ctx context.Context) error {
+	scenarios := map[int]func(context.Context, *table) error{
+		0: b.scenario0, 1: b.scenario1, 2: b.scenario2, 3: b.scenario3, 4: b.scenario4, 5: b.scenario5,
+	}
+	titles := b.titles()
+	for _, id := range b.cfg.scenarios {
+		if interrupted(ctx) {
+			break // report what ran
+		}
+		t := newTable(id, titles[id])
+		if (id == 3 || id == 4) && b.s2 == nil {
+			t.err = errors.New("skipped: scenario 2 did not complete")
+		} else {
+			b.runScenario(ctx, t, scenarios[id])
+		}
+		b.tables = append(b.tables, t)
+		t.print(b.out)
+		if b.mgr != nil && b.mgr.alive() != nil {
+			b.logf("The manager is gone; restarting it for the next scenarios")
+			if err := b.startManager(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// interrupted reports whether the run was interrupted or timed out.
+func interrupted(ctx context.Context) bool {
+	return ctx.Err() != nil
+}
+
+// runScenario runs one scenario into its table.
+func (b *bench) runScenario(ctx context.Context, t *table, scenario func(context.Context, *table) error) {
+	b.logf("Scenario %d: %s", t.id, t.title)
+	start := time.Now()
+	t.err = scenario(ctx, t)
+	if t.err == nil {
+		t.err = b.mgr.alive()
+	}
+	b.logf("Scenario %d done in %s", t.id, time.Since(start).Round(100*time.Millisecond))
+	if t.err != nil && b.mgr != nil {
+		t.note("manager log: %s", b.mgr.logPath)
+	}
+}
+
+// printResults prints every table again, the summary and the machine, and
+// returns the number of targets missed.
+func (b *bench) printResults(runSys sysCPU, source string) int {
+	out := b.out
+	say(out, "\n==================== results ====================\n")
 	for _, t := range b.tables {
 		t.print(out)
 	}
 	missed := printSummary(out, b.tables)
 	if b.mgr != nil {
-		fmt.Fprintf(out, "\nManager logs in %s (%d error lines in the last run's log).\n", cfg.logDir, b.mgr.errorLines())
+		say(out, "\nManager logs in %s (%d error lines in the last run's log).\n", b.cfg.logDir, b.mgr.errorLines())
 	}
-	fmt.Fprintln(out, "\nMachine")
+	say(out, "\nMachine\n")
 	for _, line := range machine() {
-		fmt.Fprintln(out, "  "+line)
+		say(out, "  %s\n", line)
 	}
-	fmt.Fprintf(out, "  during the run: machine CPU %.0f%% busy; load average at the end %s\n",
+	say(out, "  during the run: machine CPU %.0f%% busy; load average at the end %s\n",
 		b.sysCPU().sub(runSys).busyPercent(), loadAvg())
-	fmt.Fprintf(out, "  command:       go run ./test/bench %s\n", strings.Join(os.Args[1:], " "))
-	return missed, ctx.Err()
+	say(out, "  command:       go run ./test/bench %s\n", strings.Join(os.Args[1:], " "))
+	say(out, "  source:        %s (at the start of the run)\n", source)
+	return missed
+}
+
+// gitState describes the checked-out commit and the tracked files with
+// local changes (the manager binary is built from the tree as it was; the
+// benchmark's own files are not listed).
+func gitState(ctx context.Context, root string) string {
+	head, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return unknown + " (not a git checkout)"
+	}
+	state := "commit " + strings.TrimSpace(string(head))
+	st, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output()
+	if err != nil {
+		return state
+	}
+	var changed []string
+	for _, line := range strings.Split(string(st), "\n") {
+		if len(line) < 4 {
+			continue
+		}
+		f := strings.TrimSpace(line[3:])
+		if !strings.HasPrefix(f, "test/bench/") && !strings.HasPrefix(f, "docs/") {
+			changed = append(changed, f)
+		}
+	}
+	if len(changed) > 0 {
+		state += " with local changes to " + strings.Join(changed, ", ")
+	}
+	return state
 }
 
 // loadAvg returns the 1, 5 and 15 minute load averages.
 func loadAvg() string {
 	data, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
-		return "unknown"
+		return unknown
 	}
 	f := strings.Fields(string(data))
 	if len(f) < 3 {
-		return "unknown"
+		return unknown
 	}
 	return strings.Join(f[:3], " ")
 }

@@ -20,7 +20,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -87,7 +89,7 @@ func (b *bench) scenario0(ctx context.Context, t *table) error {
 	t.check("wall time, first create to all Ready", secs(toReady), "< 6 s", toReady < 6*time.Second)
 	t.check("upsert POSTs sent", fmt.Sprint(api1.upsert), fmt.Sprintf("= %d", n), api1.upsert == n)
 	t.info("API calls to all Ready, total", "%d", api1.total())
-	t.calls("", api1)
+	t.calls(api1)
 	t.info("429 answers received", "%d", api1.tooMany)
 	t.writes("to all Ready: ", rollout)
 	t.info("to all Ready: kube-apiserver writes per AgentAction", "%.2f", float64(rollout.allWrites())/float64(n))
@@ -111,8 +113,10 @@ func (b *bench) scenario1(ctx context.Context, t *table) error {
 	}
 	needed := n + 2*nAgents
 	bound := time.Duration(float64(needed) / float64(rpm) * float64(time.Minute))
-	t.note("Environment: publishPolicy Auto (one agent read before and one publish after each agent's changes), requestsPerMinute %d = the simulator's limit.", rpm)
-	t.note("AgentAction i belongs to agent i mod %d, so every agent changes until the end of the rollout; the manager's --publish-quiet-period is its default (5s).", nAgents)
+	t.note("Environment: publishPolicy Auto (one agent read before and one publish after each agent's changes), "+
+		"requestsPerMinute %d = the simulator's limit.", rpm)
+	t.note("AgentAction i belongs to agent i mod %d, so every agent changes until the end of the rollout; "+
+		"the manager's --publish-quiet-period is its default (5s).", nAgents)
 
 	pubs0 := publishCounts(sim, agents)
 	pw := b.beginProc()
@@ -166,8 +170,13 @@ func (b *bench) scenario1(ctx context.Context, t *table) error {
 	t.info("  all Ready at", "%s", secs(readyAt.Sub(start)))
 	t.info("  all AgentActions report the publish at", "%s", secs(reportedAt.Sub(start)))
 	t.check("API calls, total", fmt.Sprint(api.total()), fmt.Sprintf("= %d", needed), api.total() == needed)
-	t.calls("", api)
+	t.calls(api)
 	t.check("429 answers received", fmt.Sprint(api.tooMany), "= 0", api.tooMany == 0)
+	peak, first := windowPeak(sim.Requests(), time.Minute)
+	t.info("most requests the simulator saw in any 60 s window", "%d (limit %d)", peak, rpm)
+	for _, r := range tooManyRequests(sim.Requests(), first, time.Minute) {
+		t.info("  a 429", "%s", r)
+	}
 	t.writes("", writes)
 	t.info("kube-apiserver writes per AgentAction", "%.2f", float64(writes.allWrites())/float64(n))
 	t.proc(st, 0)
@@ -222,7 +231,7 @@ func (b *bench) scenario2(ctx context.Context, t *table) error {
 		ratio := float64(wall) / float64(base.wall)
 		t.check("ratio to the baseline", fmt.Sprintf("%.2f", ratio), "<= 1.5", ratio <= 1.5)
 		if m := b.mimic; m != nil {
-			t.info("diagnosis: mimic baseline (create + the manager's 6 kube-apiserver requests per object, no controller)", "%s", secs(m.wall))
+			t.info("diagnosis: mimic baseline (the manager's 3 writes per object: finalizer, status, Event; no controller)", "%s", secs(m.wall))
 			t.info("  mimic: CPU seconds of kube-apiserver+etcd / benchmark / other processes",
 				"%.1f s / %.1f s / %.1f s", m.sys.controlPlane, m.sys.self, m.sys.others(0))
 			t.info("  ratio of the manager to the mimic", "%.2f", float64(wall)/float64(m.wall))
@@ -232,7 +241,7 @@ func (b *bench) scenario2(ctx context.Context, t *table) error {
 	}
 	t.proc(st, 200)
 	t.info("API calls, total", "%d", api.total())
-	t.calls("", api)
+	t.calls(api)
 	t.info("429 answers received", "%d", api.tooMany)
 	t.writes("", writes)
 	t.info("kube-apiserver writes per AgentAction (baseline: 1)", "%.2f", float64(writes.allWrites())/float64(n))
@@ -256,7 +265,7 @@ func (b *bench) scenario3(ctx context.Context, t *table) error {
 	}
 	before := env.DeepCopy()
 	env.Spec.DriftCheckInterval = &metav1.Duration{Duration: interval}
-	b.own.add(keyEnvMain, 1)
+	b.own.add(keyEnvMain)
 	if err := b.k8s.Patch(ctx, env, client.MergeFrom(before)); err != nil {
 		return fmt.Errorf("setting driftCheckInterval: %w", err)
 	}
@@ -277,7 +286,8 @@ func (b *bench) scenario3(ctx context.Context, t *table) error {
 	// The first check after the change comes after half to all of an
 	// interval (jitter), so one check per agent may fall outside.
 	minLists := len(s.agents) * max(int(math.Floor(periods))-1, 1)
-	t.note("The Environment edit (the benchmark's own PATCH, not counted) makes the manager re-reconcile the %d AgentActions of the Environment and reschedule the drift checks.", s.n)
+	t.note("The Environment edit (the benchmark's own PATCH, not counted) makes the manager re-reconcile the %d AgentActions "+
+		"of the Environment and reschedule the drift checks.", s.n)
 	t.note("An Environment status write of 1 is the Environment controller recording the new observedGeneration of the edited Environment.")
 	t.info("wall time (window)", "%s", secs(window))
 	t.check("list calls (drift checks)", fmt.Sprint(api.list),
@@ -285,7 +295,7 @@ func (b *bench) scenario3(ctx context.Context, t *table) error {
 	t.info("  lists per agent per interval", "%.2f", float64(api.list)/float64(len(s.agents))/periods)
 	other := api.total() - api.list
 	t.check("API calls other than lists", fmt.Sprint(other), "= 0", other == 0)
-	t.calls("", api)
+	t.calls(api)
 	t.info("429 answers received", "%d", api.tooMany)
 	aw := writes.actionWrites() + writes.get(keyEvents)
 	t.check("kube-apiserver writes to AgentActions and Events", fmt.Sprint(aw), "= 0", aw == 0)
@@ -329,7 +339,8 @@ func (b *bench) scenario4(ctx context.Context, t *table) error {
 	st := pw.end()
 	writes := k1.sub(k0)
 
-	t.note("The restarted manager reads all %d AgentActions of scenarios 0 to 2 and reconciles each once; the drift interval of scenario 2's agents is %s (scenario 3).", b.totalActions(), b.sz.s3Interval)
+	t.note("The restarted manager reads all %d AgentActions of scenarios 0 to 2 and reconciles each once; "+
+		"the drift interval of scenario 2's agents is %s (scenario 3).", b.totalActions(), b.sz.s3Interval)
 	t.info("manager stop after SIGTERM", "%s", secs(stopped))
 	t.info("restarted manager: readyz / workers running after", "%s / %s", secs(m.readyAfter), secs(m.workersAfter))
 	t.info("wall time (window from the restart)", "%s", secs(window))
@@ -337,7 +348,7 @@ func (b *bench) scenario4(ctx context.Context, t *table) error {
 	t.writes("", writes)
 	t.check("API writes (upsert, delete, publish), all simulators", fmt.Sprint(allAPI.writes()), "= 0", allAPI.writes() == 0)
 	t.info("API calls to scenario 2's simulator, total", "%d", api.total())
-	t.calls("", api)
+	t.calls(api)
 	t.info("429 answers received", "%d", api.tooMany)
 	t.proc(st, 0)
 	return nil
@@ -383,51 +394,21 @@ func (b *bench) scenario5(ctx context.Context, t *table) error {
 	edits, deletes := b.sz.s5Edits, b.sz.s5Deletes
 	sim, agents := b.newSim("s5", nAgents)
 	ns := "bench-s5"
-	if err := b.setupNamespace(ctx, ns, sim, envOptions{rpm: unlimitedRPM, policy: agentsv1alpha1.PublishPolicyAuto, drift: interval}); err != nil {
+	opts := envOptions{rpm: unlimitedRPM, policy: agentsv1alpha1.PublishPolicyAuto, drift: interval}
+	if err := b.setupNamespace(ctx, ns, sim, opts); err != nil {
 		return err
 	}
-	t.note("Environment: publishPolicy Auto, requestsPerMinute %d, driftCheckInterval %s; the changes go round-robin over the %d agents.", unlimitedRPM, interval, nAgents)
+	t.note("Environment: publishPolicy Auto, requestsPerMinute %d, driftCheckInterval %s; "+
+		"the changes go round-robin over the %d agents.", unlimitedRPM, interval, nAgents)
 
 	// The initial rollout, not measured.
-	pubs0 := publishCounts(sim, agents)
-	if err := b.createActions(ctx, ns, n, agents, nil); err != nil {
-		return err
-	}
-	if _, err := b.waitActions(ctx, ns, n, "Ready", isReady, 5*time.Minute); err != nil {
-		return err
-	}
-	if _, err := waitSim(ctx, "publishing the agents after the initial rollout", 2*time.Minute, allPublished(sim, agents, pubs0)); err != nil {
-		return err
-	}
-	if _, err := b.waitActions(ctx, ns, n, "reporting AgentPublished=True", isPublished, time.Minute); err != nil {
-		return err
-	}
-	if err := sleepCtx(ctx, time.Second); err != nil {
+	if err := b.initialRollout(ctx, ns, sim, agents, n); err != nil {
 		return err
 	}
 	b.logf("  initial rollout of %d AgentActions done; changing %d actions in the simulator", n, edits+deletes)
-
-	byAgent := map[string][]apisim.Action{}
-	for _, id := range agents {
-		byAgent[id] = sim.Actions(id)
-	}
-	var changes []driftChange
-	affected := map[string]bool{}
-	for k := range edits + deletes {
-		agent := agents[k%nAgents]
-		idx := k / nAgents
-		if idx >= len(byAgent[agent]) {
-			return fmt.Errorf("agent %s has only %d actions, cannot change a %dth", agent, len(byAgent[agent]), idx+1)
-		}
-		act := byAgent[agent][idx]
-		changes = append(changes, driftChange{agent: agent, node: act.NodeID, id: act.ID, description: act.Description, deleted: k >= edits})
-		affected[agent] = true
-	}
-	var affectedList []string
-	for _, id := range agents {
-		if affected[id] {
-			affectedList = append(affectedList, id)
-		}
+	changes, affectedList, err := pickChanges(sim, agents, edits, deletes)
+	if err != nil {
+		return err
 	}
 
 	sim.Reset()
@@ -438,31 +419,11 @@ func (b *bench) scenario5(ctx context.Context, t *table) error {
 		return err
 	}
 	start := time.Now()
-	for _, c := range changes {
-		var ok bool
-		if c.deleted {
-			ok = sim.RemoveAction(c.agent, c.id)
-		} else {
-			ok = sim.EditAction(c.agent, c.id, func(a *apisim.Action) { a.Description = "Edited in the dashboard." })
-		}
-		if !ok {
-			return fmt.Errorf("action %s of agent %s not found in the simulator", c.id, c.agent)
-		}
+	if err := applyChanges(sim, changes); err != nil {
+		return err
 	}
 	deadline := 3*interval + time.Minute
-	restoredAt, err := waitSim(ctx, "restoring the changed actions", deadline, func() (bool, string) {
-		var waiting []string
-		for _, c := range changes {
-			act, ok := sim.ActionByNodeID(c.agent, c.node)
-			if !ok || act.Description != c.description {
-				waiting = append(waiting, c.node)
-			}
-		}
-		if len(waiting) > 5 {
-			waiting = append(waiting[:5], "...")
-		}
-		return len(waiting) == 0, "not yet restored: " + strings.Join(waiting, ", ")
-	})
+	restoredAt, err := waitSim(ctx, "restoring the changed actions", deadline, restoredCond(sim, changes))
 	if err != nil {
 		return err
 	}
@@ -499,4 +460,142 @@ func (b *bench) scenario5(ctx context.Context, t *table) error {
 	t.writes("", writes)
 	t.proc(st, 0)
 	return nil
+}
+
+// windowPeak returns the largest number of requests answered other than 429
+// whose arrival times fall within one window, and the first arrival.
+func windowPeak(reqs []apisim.Request, window time.Duration) (int, time.Time) {
+	times := acceptedTimes(reqs)
+	if len(times) == 0 {
+		return 0, time.Time{}
+	}
+	peak, lo := 0, 0
+	for hi := range times {
+		for times[hi].Sub(times[lo]) >= window {
+			lo++
+		}
+		peak = max(peak, hi-lo+1)
+	}
+	return peak, times[0]
+}
+
+// acceptedTimes returns the sorted arrival times of the requests not
+// answered 429.
+func acceptedTimes(reqs []apisim.Request) []time.Time {
+	var times []time.Time
+	for _, r := range reqs {
+		if r.Status != http.StatusTooManyRequests {
+			times = append(times, r.Time)
+		}
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	return times
+}
+
+// tooManyRequests describes the requests answered 429: when they arrived
+// and how many accepted requests the simulator had seen in the window
+// before (at most 5 are described).
+func tooManyRequests(reqs []apisim.Request, first time.Time, window time.Duration) []string {
+	times := acceptedTimes(reqs)
+	var out []string
+	for _, r := range reqs {
+		if r.Status != http.StatusTooManyRequests {
+			continue
+		}
+		if len(out) == 5 {
+			out = append(out, "...")
+			break
+		}
+		inWindow := 0
+		for _, t := range times {
+			if !t.After(r.Time) && r.Time.Sub(t) < window {
+				inWindow++
+			}
+		}
+		out = append(out, fmt.Sprintf("%s at %s after the first request, with %d accepted in the %s before it",
+			r.Route, secs(r.Time.Sub(first)), inWindow, window))
+	}
+	return out
+}
+
+// initialRollout creates n AgentActions and waits until they are Ready,
+// their agents published again, and every AgentAction reports it.
+func (b *bench) initialRollout(ctx context.Context, ns string, sim *apisim.Server, agents []string, n int) error {
+	pubs0 := publishCounts(sim, agents)
+	if err := b.createActions(ctx, ns, n, agents, nil); err != nil {
+		return err
+	}
+	if _, err := b.waitActions(ctx, ns, n, "Ready", isReady, 5*time.Minute); err != nil {
+		return err
+	}
+	if _, err := waitSim(ctx, "publishing the agents after the initial rollout", 2*time.Minute, allPublished(sim, agents, pubs0)); err != nil {
+		return err
+	}
+	if _, err := b.waitActions(ctx, ns, n, "reporting AgentPublished=True", isPublished, time.Minute); err != nil {
+		return err
+	}
+	return sleepCtx(ctx, time.Second)
+}
+
+// pickChanges chooses the actions to edit and then to delete, round-robin
+// over the agents, and returns them with the affected agents.
+func pickChanges(sim *apisim.Server, agents []string, edits, deletes int) ([]driftChange, []string, error) {
+	byAgent := map[string][]apisim.Action{}
+	for _, id := range agents {
+		byAgent[id] = sim.Actions(id)
+	}
+	var changes []driftChange
+	affected := map[string]bool{}
+	for k := range edits + deletes {
+		agent := agents[k%len(agents)]
+		idx := k / len(agents)
+		if idx >= len(byAgent[agent]) {
+			return nil, nil, fmt.Errorf("agent %s has only %d actions, cannot change a %dth", agent, len(byAgent[agent]), idx+1)
+		}
+		act := byAgent[agent][idx]
+		changes = append(changes, driftChange{agent: agent, node: act.NodeID, id: act.ID, description: act.Description, deleted: k >= edits})
+		affected[agent] = true
+	}
+	var affectedList []string
+	for _, id := range agents {
+		if affected[id] {
+			affectedList = append(affectedList, id)
+		}
+	}
+	return changes, affectedList, nil
+}
+
+// applyChanges edits or removes the actions in the simulator, as a
+// dashboard user would.
+func applyChanges(sim *apisim.Server, changes []driftChange) error {
+	for _, c := range changes {
+		var ok bool
+		if c.deleted {
+			ok = sim.RemoveAction(c.agent, c.id)
+		} else {
+			ok = sim.EditAction(c.agent, c.id, func(a *apisim.Action) { a.Description = "Edited in the dashboard." })
+		}
+		if !ok {
+			return fmt.Errorf("action %s of agent %s not found in the simulator", c.id, c.agent)
+		}
+	}
+	return nil
+}
+
+// restoredCond returns a simulator condition: every changed action exists
+// again with its original description.
+func restoredCond(sim *apisim.Server, changes []driftChange) func() (bool, string) {
+	return func() (bool, string) {
+		var waiting []string
+		for _, c := range changes {
+			act, ok := sim.ActionByNodeID(c.agent, c.node)
+			if !ok || act.Description != c.description {
+				waiting = append(waiting, c.node)
+			}
+		}
+		if len(waiting) > 5 {
+			waiting = append(waiting[:5], "...")
+		}
+		return len(waiting) == 0, "not yet restored: " + strings.Join(waiting, ", ")
+	}
 }
