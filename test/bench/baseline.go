@@ -28,7 +28,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -180,11 +179,6 @@ func (b *bench) baselineOne(ctx context.Context, mode baselineMode, httpc *http.
 		return err
 	}
 	patches.Add(1)
-	if mode == mimic {
-		if err := b.createEvent(ctx, a, "Created"); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
@@ -247,27 +241,5 @@ func (b *bench) patchReady(ctx context.Context, a *agentsv1alpha1.AgentAction, i
 		return fmt.Errorf("baseline status patch of %s: %w", a.Name, err)
 	}
 	*a = *patched
-	return nil
-}
-
-// createEvent records an events.k8s.io/v1 Event about a, as the manager's
-// event recorder does.
-func (b *bench) createEvent(ctx context.Context, a *agentsv1alpha1.AgentAction, reason string) error {
-	now := metav1.NowMicro()
-	ev := &eventsv1.Event{
-		ObjectMeta: metav1.ObjectMeta{Namespace: a.Namespace, Name: fmt.Sprintf("%s.%x", a.Name, now.UnixNano())},
-		EventTime:  now,
-		Regarding: corev1.ObjectReference{
-			APIVersion: agentsv1alpha1.GroupVersion.String(), Kind: "AgentAction",
-			Namespace: a.Namespace, Name: a.Name, UID: a.UID, ResourceVersion: a.ResourceVersion,
-		},
-		ReportingController: "talkover-operator-bench", ReportingInstance: "bench",
-		Action: "Reconcile", Reason: reason, Type: corev1.EventTypeNormal,
-		Note: "The benchmark's mimic of the manager's Event.",
-	}
-	b.own.add(keyEvents)
-	if err := b.k8s.Create(ctx, ev); err != nil {
-		return fmt.Errorf("mimic Event for %s: %w", a.Name, err)
-	}
 	return nil
 }

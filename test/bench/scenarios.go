@@ -231,7 +231,7 @@ func (b *bench) scenario2(ctx context.Context, t *table) error {
 		ratio := float64(wall) / float64(base.wall)
 		t.check("ratio to the baseline", fmt.Sprintf("%.2f", ratio), "<= 1.5", ratio <= 1.5)
 		if m := b.mimic; m != nil {
-			t.info("diagnosis: mimic baseline (the manager's 3 writes per object: finalizer, status, Event; no controller)", "%s", secs(m.wall))
+			t.info("diagnosis: mimic baseline (the manager's 2 writes per object: finalizer, status; no controller)", "%s", secs(m.wall))
 			t.info("  mimic: CPU seconds of kube-apiserver+etcd / benchmark / other processes",
 				"%.1f s / %.1f s / %.1f s", m.sys.controlPlane, m.sys.self, m.sys.others(0))
 			t.info("  ratio of the manager to the mimic", "%.2f", float64(wall)/float64(m.wall))
