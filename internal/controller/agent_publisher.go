@@ -104,10 +104,11 @@ func (p *Publisher) rollout(key agentKey) *agentRollout {
 // first change of a rollout under publishPolicy Auto it reads the agent (one
 // GET, even when several workers start changes at once) to learn whether it
 // was published.
-func (p *Publisher) BeginChange(ctx context.Context, key agentKey, api ActionAPI, policy agentsv1alpha1.PublishPolicy) error {
-	prior, err := p.readPrior(ctx, key, api, policy)
+// It reports whether this call started the rollout.
+func (p *Publisher) BeginChange(ctx context.Context, key agentKey, api ActionAPI, policy agentsv1alpha1.PublishPolicy) (bool, error) {
+	prior, read, err := p.readPrior(ctx, key, api, policy)
 	if err != nil {
-		return err
+		return false, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -117,25 +118,26 @@ func (p *Publisher) BeginChange(ctx context.Context, key agentKey, api ActionAPI
 	if r.active {
 		// A change after a refused publish retries the publish.
 		r.notBefore = time.Time{}
-		return nil
+		return read, nil
 	}
 	r.active, r.lastChange = true, p.Now()
 	r.owed = policy == agentsv1alpha1.PublishPolicyAlways ||
 		(policy == agentsv1alpha1.PublishPolicyAuto && prior == talkover.AgentStatusPublished)
 	r.state = rolloutState(policy, r.owed)
-	return nil
+	return true, nil
 }
 
 // readPrior returns the agent's status before the rollout, reading it only
 // under Auto and only once per rollout. Concurrent callers wait for the
 // reader.
-func (p *Publisher) readPrior(ctx context.Context, key agentKey, api ActionAPI, policy agentsv1alpha1.PublishPolicy) (string, error) {
+func (p *Publisher) readPrior(ctx context.Context, key agentKey, api ActionAPI,
+	policy agentsv1alpha1.PublishPolicy) (status string, read bool, err error) {
 	for {
 		p.mu.Lock()
 		r := p.rollout(key)
 		if r.active || policy != agentsv1alpha1.PublishPolicyAuto {
 			p.mu.Unlock()
-			return "", nil
+			return "", false, nil
 		}
 		if wait := r.reading; wait != nil {
 			p.mu.Unlock()
@@ -143,7 +145,7 @@ func (p *Publisher) readPrior(ctx context.Context, key agentKey, api ActionAPI, 
 			case <-wait:
 				continue
 			case <-ctx.Done():
-				return "", ctx.Err()
+				return "", false, ctx.Err()
 			}
 		}
 		done := make(chan struct{})
@@ -164,9 +166,9 @@ func (p *Publisher) readPrior(ctx context.Context, key agentKey, api ActionAPI, 
 		}
 		p.mu.Unlock()
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
-		return agent.CurrentStatus, nil
+		return agent.CurrentStatus, true, nil
 	}
 }
 

@@ -131,15 +131,14 @@ func (r *AgentActionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			message: "The " + agentsv1alpha1.PausedAnnotation + " annotation is \"true\": no calls to the Talkover API are made."}
 		return ctrl.Result{}, nil
 	}
-	if err := r.ensureFinalizer(ctx, s); err != nil {
-		return ctrl.Result{}, err
-	}
 	return r.reconcileNormal(ctx, s)
 }
 
-// ensureFinalizer adds the finalizer before the first remote call. The first
-// reconcile always ends with a status write; pushAction writes
-// Ready=Unknown before the call if the call has to wait.
+// ensureFinalizer adds the finalizer right before the first remote call, so
+// a finalizer on a resource without status.id means a push may have reached
+// the API (see reconcileDelete). The first reconcile always ends with a
+// status write; pushAction writes Ready=Unknown before the call if the call
+// has to wait.
 func (r *AgentActionReconciler) ensureFinalizer(ctx context.Context, s *agentActionScope) error {
 	if controllerutil.ContainsFinalizer(s.action, agentsv1alpha1.AgentActionFinalizer) {
 		return nil

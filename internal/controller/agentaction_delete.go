@@ -44,12 +44,75 @@ func (r *AgentActionReconciler) reconcileDelete(ctx context.Context, s *agentAct
 		return ctrl.Result{}, nil
 	}
 	s.outcome = outcome{kind: outcomeDeleting, reason: agentsv1alpha1.ReasonDeleting, message: "Deleting the remote action."}
-	if a.Spec.DeletionPolicy != agentsv1alpha1.DeletionPolicyOrphan && a.Status.ID != "" && !r.isDuplicate(ctx, s) {
-		if res, err := r.deleteRemote(ctx, s); err != nil || s.done {
-			return res, err
+	if a.Spec.DeletionPolicy != agentsv1alpha1.DeletionPolicyOrphan && !r.isDuplicate(ctx, s) {
+		if a.Status.ID == "" && pushMayHaveLanded(a) {
+			if res, err := r.reclaimRemote(ctx, s); err != nil || s.done {
+				return res, err
+			}
+		}
+		if a.Status.ID != "" {
+			if res, err := r.deleteRemote(ctx, s); err != nil || s.done {
+				return res, err
+			}
 		}
 	}
 	return ctrl.Result{}, r.removeFinalizer(ctx, s)
+}
+
+// pushMayHaveLanded says whether a resource with a finalizer but no
+// status.id may still have a remote action: the finalizer is added right
+// before the first push, and the operator may have stopped (a crash, a lost
+// answer) before it recorded the ID. It has not when the API answered the
+// last push with a refusal.
+func pushMayHaveLanded(a *AgentAction) bool {
+	c := findCondition(a.Status.Conditions, agentsv1alpha1.ConditionReady)
+	if c == nil {
+		return true
+	}
+	switch c.Reason {
+	case agentsv1alpha1.ReasonProgressing, agentsv1alpha1.ReasonAPIUnavailable, agentsv1alpha1.ReasonRateLimited,
+		agentsv1alpha1.ReasonDeleting:
+		return true
+	}
+	return false
+}
+
+// reclaimRemote finds the remote action of a push whose answer was lost: it
+// sends the spec again, which the API applies to the same (agent, node_id),
+// and records the ID it answers, so deleteRemote can remove it. If the
+// environment or a Secret is gone, or the API refuses, there is nothing to
+// reclaim and the resource is released.
+func (r *AgentActionReconciler) reclaimRemote(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
+	for _, phase := range []phaseFunc{r.resolveEnvironment, r.resolveSecrets, r.connect} {
+		if res, err := phase(ctx, s); err != nil {
+			return res, err
+		}
+		if s.done {
+			s.done = false
+			s.outcome = outcome{kind: outcomeDeleting, reason: agentsv1alpha1.ReasonDeleting, message: "Deleting the remote action."}
+			return ctrl.Result{}, nil
+		}
+	}
+	if _, err := r.Publisher.BeginChange(ctx, s.agent, s.api, EffectivePublishPolicy(s.env)); err != nil {
+		return r.reclaimError(ctx, s, err)
+	}
+	remote, err := s.api.UpsertAction(talkover.WithPriority(ctx, talkover.PriorityHigh), s.action.Spec.AgentID, s.request)
+	r.Publisher.EndChange(s.agent)
+	if err != nil {
+		return r.reclaimError(ctx, s, err)
+	}
+	log.FromContext(ctx).Info("Found the remote action of an unrecorded push", "id", remote.ID)
+	s.action.Status.ID = remote.ID
+	return ctrl.Result{}, nil
+}
+
+// reclaimError releases the resource on a refusal (nothing to reclaim) and
+// retries anything else.
+func (r *AgentActionReconciler) reclaimError(ctx context.Context, s *agentActionScope, err error) (ctrl.Result, error) {
+	if talkover.IsTerminal(err) {
+		return ctrl.Result{}, nil
+	}
+	return r.apiError(ctx, s, err)
 }
 
 // isDuplicate says whether a newer twin claims the remote action of an
@@ -68,7 +131,7 @@ func (r *AgentActionReconciler) deleteRemote(ctx context.Context, s *agentAction
 	if res, err := r.connect(ctx, s); err != nil || s.done {
 		return res, err
 	}
-	if err := r.Publisher.BeginChange(ctx, s.agent, s.api, EffectivePublishPolicy(s.env)); err != nil {
+	if _, err := r.Publisher.BeginChange(ctx, s.agent, s.api, EffectivePublishPolicy(s.env)); err != nil {
 		if talkover.IsNotFound(err) {
 			// The agent is gone, and its actions with it.
 			return ctrl.Result{}, nil

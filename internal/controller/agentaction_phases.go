@@ -179,10 +179,13 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 		return ctrl.Result{}, nil
 	}
 	a := s.action
+	if err := r.ensureFinalizer(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := r.writeProgressing(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.Publisher.BeginChange(ctx, s.agent, s.api, EffectivePublishPolicy(s.env)); err != nil {
+	if err := r.beginChange(ctx, s); err != nil {
 		return r.apiError(ctx, s, err)
 	}
 	remote, err := s.api.UpsertAction(talkover.WithPriority(ctx, pushPriority(a)), a.Spec.AgentID, s.request)
@@ -262,4 +265,49 @@ func (r *AgentActionReconciler) trackAgent(_ context.Context, s *agentActionScop
 	s.outcome.publish = &st
 	s.action.Status.AgentStatus = st.agentStatus
 	return ctrl.Result{}, nil
+}
+
+// beginChange tells the Publisher a change of the agent starts. A publish
+// owed by an earlier run of the operator (recorded as PublishPending on any
+// AgentAction of the agent) is restored first, so the agent is not read
+// again now that the operator's own changes made it draft. When this change
+// starts a rollout that owes a publish, that is recorded in this
+// AgentAction's status before the call, so a crash right after it loses
+// nothing.
+func (r *AgentActionReconciler) beginChange(ctx context.Context, s *agentActionScope) error {
+	policy := EffectivePublishPolicy(s.env)
+	if _, known := r.Publisher.State(s.agent); !known && r.peerOwesPublish(ctx, s.agent) {
+		r.Publisher.Restore(s.agent, s.api, policy)
+	}
+	started, err := r.Publisher.BeginChange(ctx, s.agent, s.api, policy)
+	if err != nil || !started {
+		return err
+	}
+	st, _ := r.Publisher.State(s.agent)
+	if st.reason != agentsv1alpha1.ReasonPublishPending {
+		return nil
+	}
+	s.outcome = outcome{kind: outcomeProgressing, reason: agentsv1alpha1.ReasonProgressing,
+		message: "Pushing the action to the Talkover API.", publish: &st}
+	if err := r.patchStatus(ctx, s); err != nil {
+		r.Publisher.EndChange(s.agent)
+		return err
+	}
+	return nil
+}
+
+// peerOwesPublish says whether an AgentAction of the agent records a publish
+// owed by an earlier run of the operator.
+func (r *AgentActionReconciler) peerOwesPublish(ctx context.Context, key agentKey) bool {
+	var list agentsv1alpha1.AgentActionList
+	if err := r.List(ctx, &list, client.InNamespace(key.env.Namespace), client.MatchingFields{indexAgent: agentIndexKey(key)}); err != nil {
+		return false
+	}
+	for i := range list.Items {
+		c := findCondition(list.Items[i].Status.Conditions, agentsv1alpha1.ConditionAgentPublished)
+		if c != nil && c.Reason == agentsv1alpha1.ReasonPublishPending {
+			return true
+		}
+	}
+	return false
 }
