@@ -58,7 +58,7 @@ const (
 
 // Config configures a Client.
 type Config struct {
-	// BaseURL is the API root, for example "https://app.talkover.ai/api/v1".
+	// BaseURL is the API root, for example https://app.talkover.ai/api/v1.
 	// It must be http or https with a host, and carry no userinfo, query or
 	// fragment. A trailing slash is ignored.
 	BaseURL string
