@@ -93,7 +93,7 @@ func (r *AgentActionReconciler) reclaimRemote(ctx context.Context, s *agentActio
 			return ctrl.Result{}, nil
 		}
 	}
-	if _, err := r.Publisher.BeginChange(ctx, s.agent, s.api, EffectivePublishPolicy(s.env)); err != nil {
+	if err := r.beginChange(ctx, s); err != nil {
 		return r.reclaimError(ctx, s, err)
 	}
 	remote, err := s.api.UpsertAction(talkover.WithPriority(ctx, talkover.PriorityHigh), s.action.Spec.AgentID, s.request)
@@ -131,7 +131,7 @@ func (r *AgentActionReconciler) deleteRemote(ctx context.Context, s *agentAction
 	if res, err := r.connect(ctx, s); err != nil || s.done {
 		return res, err
 	}
-	if _, err := r.Publisher.BeginChange(ctx, s.agent, s.api, EffectivePublishPolicy(s.env)); err != nil {
+	if err := r.beginChange(ctx, s); err != nil {
 		if talkover.IsNotFound(err) {
 			// The agent is gone, and its actions with it.
 			return ctrl.Result{}, nil

@@ -23,6 +23,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -287,6 +289,11 @@ func (r *AgentActionReconciler) beginChange(ctx context.Context, s *agentActionS
 	if st.reason != agentsv1alpha1.ReasonPublishPending {
 		return nil
 	}
+	if !s.action.DeletionTimestamp.IsZero() {
+		// The deleted AgentAction cannot carry it: record it on a peer.
+		r.recordOwedOnPeer(ctx, s, st)
+		return nil
+	}
 	s.outcome = outcome{kind: outcomeProgressing, reason: agentsv1alpha1.ReasonProgressing,
 		message: "Pushing the action to the Talkover API.", publish: &st}
 	if err := r.patchStatus(ctx, s); err != nil {
@@ -310,4 +317,28 @@ func (r *AgentActionReconciler) peerOwesPublish(ctx context.Context, key agentKe
 		}
 	}
 	return false
+}
+
+// recordOwedOnPeer records an owed publish on another live AgentAction of
+// the agent, for a rollout started by a delete. With no peer left, the owed
+// publish lives only in memory until it is made.
+func (r *AgentActionReconciler) recordOwedOnPeer(ctx context.Context, s *agentActionScope, st publishState) {
+	var list agentsv1alpha1.AgentActionList
+	if err := r.List(ctx, &list, client.InNamespace(s.agent.env.Namespace), client.MatchingFields{indexAgent: agentIndexKey(s.agent)}); err != nil {
+		return
+	}
+	for i := range list.Items {
+		peer := &list.Items[i]
+		if peer.UID == s.action.UID || !peer.DeletionTimestamp.IsZero() {
+			continue
+		}
+		before := peer.DeepCopy()
+		meta.SetStatusCondition(&peer.Status.Conditions, metav1.Condition{
+			Type: agentsv1alpha1.ConditionAgentPublished, Status: metav1.ConditionFalse, Reason: st.reason,
+			Message: st.message, ObservedGeneration: peer.Generation, LastTransitionTime: metaNow(r.now()),
+		})
+		if err := r.Status().Patch(ctx, peer, client.MergeFrom(before)); err == nil {
+			return
+		}
+	}
 }

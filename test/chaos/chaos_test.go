@@ -174,6 +174,7 @@ func (w *world) burst429() {
 // again on the same address; the manager keeps running.
 func (w *world) restartAPIServer() {
 	begin := time.Now()
+	w.apiserverStopped = begin
 	if err := w.cp.RestartAPIServer(2 * time.Second); err != nil {
 		w.t.Errorf("restarting the kube-apiserver: %v", err)
 		return

@@ -304,8 +304,10 @@ func (w *world) report(m *model, chaos, converge time.Duration) {
 	fmt.Fprintf(&b, "successful POSTs %d: %+d vs creates + updates (%d), %+d vs the minimum given the timing (%d)\n",
 		up.ok, up.ok-minPosts, minPosts, up.ok-timedPosts, timedPosts)
 	accepted, replays, stale := w.pushes.counts()
-	fmt.Fprintf(&b, "of the %d accepted POSTs: %d replays of the body last accepted for that node (a crash, a lost status write or "+
-		"a stale cache before the result was recorded), %d re-sends of an older revision\n", accepted, replays, stale)
+	afterKill, aroundRestart, otherReplays := w.replayCauses()
+	fmt.Fprintf(&b, "of the %d accepted POSTs: %d replays of the body last accepted for that node (the operator had not recorded "+
+		"the answer: %d within 15s of a SIGKILL, %d around the kube-apiserver restart, %d at other times), %d re-sends of an older revision\n",
+		accepted, replays, afterKill, aroundRestart, otherReplays, stale)
 	del := get(apisim.RouteDelete)
 	fmt.Fprintf(&b, "successful DELETEs %d: %+d vs the minimum given the timing (%d)\n", del.ok, del.ok-m.deletesNeeded, m.deletesNeeded)
 	fmt.Fprintf(&b, "successful publishes %d for %d agents\n", publishes, len(w.agents))

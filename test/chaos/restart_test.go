@@ -150,3 +150,142 @@ func TestDeleteAfterInterruptedPush(t *testing.T) {
 	}, 10*time.Second, 250*time.Millisecond).Should(BeFalse(),
 		"the AgentAction (deletionPolicy Delete) is gone, but its remote action %s was left behind on the agent", remote.ID)
 }
+
+// TestPublishOwedAfterDeleteAcrossRestart is the same loss as
+// TestPublishOwedAcrossRestart when the change that put the agent in draft
+// was a delete: the deleted AgentAction is gone, so it cannot carry the
+// owed publish, and the operator dies before publishing. The next run must
+// still publish the agent, which was published before (publishPolicy Auto).
+func TestPublishOwedAfterDeleteAcrossRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the manager binary")
+	}
+	g := NewWithT(t)
+	ctx := context.Background()
+	// A long quiet period leaves time to kill the manager between the
+	// DELETE and the publish.
+	const quiet = 5 * time.Second
+	w := newWorldQuiet(t, "restart-delete-publish", size{name: "delete-publish", agents: 1}, 1, quiet)
+	m := newModel(w.ns, size{actions: 2}, w.agents)
+	agent := m.items[0].agent
+	published := func(g Gomega) {
+		st, _ := w.sim.Agent(agent)
+		g.Expect(st.Status).To(Equal(apisim.AgentPublished), "the agent's status")
+	}
+
+	// Two AgentActions of one agent, pushed and published.
+	for _, it := range m.items {
+		g.Expect(w.create(ctx, m, it)).To(Succeed())
+	}
+	g.Eventually(func(g Gomega) {
+		for _, it := range m.items {
+			var a agentsv1alpha1.AgentAction
+			g.Expect(w.cp.Client.Get(ctx, client.ObjectKey{Namespace: it.ns, Name: it.name}, &a)).To(Succeed())
+			g.Expect(isSynced(&a)).To(BeTrue(), "%s is not Ready", a.Name)
+		}
+		published(g)
+	}, time.Minute, 250*time.Millisecond).Should(Succeed())
+	publishes := func() int { st, _ := w.sim.Agent(agent); return st.Publishes }
+	before := publishes()
+
+	// One is deleted: its remote action goes and the agent is in draft,
+	// owing a publish once the quiet period ends. The operator dies first.
+	deleted := m.items[0]
+	g.Expect(w.cp.Client.Delete(ctx, deleted.object())).To(Succeed())
+	g.Eventually(func() bool {
+		_, ok := w.sim.ActionByNodeID(agent, deleted.node)
+		return ok
+	}, time.Minute, 20*time.Millisecond).Should(BeFalse(), "the remote action of %s was not deleted", deleted.name)
+	g.Expect(w.mgr.Kill()).To(Succeed())
+	st, _ := w.sim.Agent(agent)
+	if st.Status != apisim.AgentDraft || publishes() != before {
+		t.Skipf("the publish was made before the kill (agent %s, %d publishes): the window was missed", st.Status, publishes())
+	}
+	w.logf("the manager was killed after the DELETE of %s's remote action, before publishing", deleted.name)
+
+	// The next run publishes the agent.
+	g.Expect(w.mgr.Start(time.Minute)).To(Succeed())
+	g.Eventually(published, quiet+30*time.Second, 250*time.Millisecond).Should(Succeed(),
+		"after a restart the operator must still publish the agent it put in draft by deleting an action")
+}
+
+// TestOwedPublishRestoredBeforeDelete covers the other way a delete loses
+// an owed publish: after a restart, the first act of the new run on an
+// agent is a delete, while another AgentAction records the publish owed by
+// the previous run. The delete must not read the agent (in draft because of
+// the previous run's own change) as left in draft by a user. The other
+// AgentAction is paused so that its own reconcile cannot restore the
+// publish first; a paused AgentAction makes no call, but the agent's
+// publish is owed by the delete of an unpaused one.
+func TestOwedPublishRestoredBeforeDelete(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the manager binary")
+	}
+	g := NewWithT(t)
+	ctx := context.Background()
+	w := newWorld(t, "restart-owed-delete", size{name: "owed-delete", agents: 1}, 1)
+	m := newModel(w.ns, size{actions: 2}, w.agents)
+	kept, deleted := m.items[0], m.items[1]
+	agent := kept.agent
+	keptKey := client.ObjectKey{Namespace: kept.ns, Name: kept.name}
+	published := func(g Gomega) {
+		st, _ := w.sim.Agent(agent)
+		g.Expect(st.Status).To(Equal(apisim.AgentPublished), "the agent's status")
+	}
+	for _, it := range m.items {
+		g.Expect(w.create(ctx, m, it)).To(Succeed())
+	}
+	g.Eventually(func(g Gomega) {
+		for _, it := range m.items {
+			var a agentsv1alpha1.AgentAction
+			g.Expect(w.cp.Client.Get(ctx, client.ObjectKey{Namespace: it.ns, Name: it.name}, &a)).To(Succeed())
+			g.Expect(isSynced(&a)).To(BeTrue(), "%s is not Ready", a.Name)
+		}
+		published(g)
+	}, time.Minute, 250*time.Millisecond).Should(Succeed())
+
+	// A change whose publish fails: the publish is owed, and recorded.
+	w.sim.SetFaults(apisim.RoutePublish, apisim.Faults{ErrorRate: 1})
+	g.Eventually(func() error {
+		var a agentsv1alpha1.AgentAction
+		if err := w.cp.Client.Get(ctx, keptKey, &a); err != nil {
+			return err
+		}
+		a.Spec.Description += " Changed."
+		return w.cp.Client.Update(ctx, &a)
+	}, time.Minute, 250*time.Millisecond).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		var a agentsv1alpha1.AgentAction
+		g.Expect(w.cp.Client.Get(ctx, keptKey, &a)).To(Succeed())
+		g.Expect(isSynced(&a)).To(BeTrue())
+		c := meta(&a, agentsv1alpha1.ConditionAgentPublished)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(agentsv1alpha1.ReasonPublishPending))
+	}, time.Minute, 250*time.Millisecond).Should(Succeed())
+
+	// The operator dies; meanwhile the AgentAction that records the owed
+	// publish is paused, the other one is deleted, and the API recovers.
+	g.Expect(w.mgr.Kill()).To(Succeed())
+	g.Eventually(func() error {
+		var a agentsv1alpha1.AgentAction
+		if err := w.cp.Client.Get(ctx, keptKey, &a); err != nil {
+			return err
+		}
+		if a.Annotations == nil {
+			a.Annotations = map[string]string{}
+		}
+		a.Annotations[agentsv1alpha1.PausedAnnotation] = "true"
+		return w.cp.Client.Update(ctx, &a)
+	}, time.Minute, 250*time.Millisecond).Should(Succeed())
+	g.Expect(w.cp.Client.Delete(ctx, deleted.object())).To(Succeed())
+	w.sim.ClearFaults()
+	g.Expect(w.mgr.Start(time.Minute)).To(Succeed())
+
+	// The delete goes through, and the owed publish is made.
+	g.Eventually(func() bool {
+		_, ok := w.sim.ActionByNodeID(agent, deleted.node)
+		return ok
+	}, time.Minute, 250*time.Millisecond).Should(BeFalse(), "the remote action of %s was not deleted", deleted.name)
+	g.Eventually(published, 30*time.Second, 250*time.Millisecond).Should(Succeed(),
+		"the publish owed by the previous run (recorded on %s) must be made after the restart, even when the first act is a delete", kept.name)
+}

@@ -112,8 +112,13 @@ type world struct {
 	pushes                          pushLog
 	mgr                             *utils.ManagerProcess
 	sup                             *supervisor
-	// apiserverDown is how long the kube-apiserver restart took.
-	apiserverDown time.Duration
+	// apiserverDown is how long the kube-apiserver restart took, from
+	// apiserverStopped.
+	apiserverDown    time.Duration
+	apiserverStopped time.Time
+	// events are the times of the SIGKILLs, to explain replays.
+	eventsMu sync.Mutex
+	events   []time.Time
 }
 
 func newScheme() *runtime.Scheme {
@@ -194,8 +199,15 @@ func setupShared() error {
 
 // newWorld starts a simulator (agents published and ready), creates the
 // namespace ns with an Environment for it (publishPolicy Auto, drift
-// checks off) and starts a manager; the test's cleanup stops them.
+// checks off) and starts a manager with the publish quiet period
+// publishQuiet; the test's cleanup stops them.
 func newWorld(t *testing.T, ns string, sz size, seed uint64) *world {
+	t.Helper()
+	return newWorldQuiet(t, ns, sz, seed, publishQuiet)
+}
+
+// newWorldQuiet is newWorld with another publish quiet period.
+func newWorldQuiet(t *testing.T, ns string, sz size, seed uint64, quiet time.Duration) *world {
 	t.Helper()
 	w := &world{t: t, ns: ns, sz: sz, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), start: time.Now()} //nolint:gosec // test randomness
 	if err := setupShared(); err != nil {
@@ -233,7 +245,7 @@ func newWorld(t *testing.T, ns string, sz size, seed uint64) *world {
 		Args: []string{
 			"--metrics-bind-address=0",
 			"--leader-elect=false",
-			"--publish-quiet-period=" + publishQuiet.String(),
+			"--publish-quiet-period=" + quiet.String(),
 		},
 	}
 	if err := w.mgr.Start(time.Minute); err != nil {
@@ -290,6 +302,8 @@ type pushLog struct {
 	bodies             map[string][]string
 	accepted           int
 	replays, stalePush int
+	// replayTimes are when the replays were accepted.
+	replayTimes []time.Time
 }
 
 func (p *pushLog) record(agentPath string, body []byte) {
@@ -308,10 +322,18 @@ func (p *pushLog) record(agentPath string, body []byte) {
 	switch {
 	case len(seen) > 0 && seen[len(seen)-1] == string(body):
 		p.replays++
+		p.replayTimes = append(p.replayTimes, time.Now())
 	case slices.Contains(seen, string(body)):
 		p.stalePush++
 	}
 	p.bodies[key] = append(seen, string(body))
+}
+
+// replaysAt returns when the replays were accepted.
+func (p *pushLog) replaysAt() []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.replayTimes)
 }
 
 func (p *pushLog) counts() (accepted, replays, stale int) {
@@ -423,6 +445,7 @@ func (s *supervisor) kill() {
 		return
 	}
 	s.kills.Add(1)
+	s.w.markEvent()
 	s.w.logf("chaos: SIGKILL sent to the manager (pid %d)", pid)
 }
 
@@ -448,4 +471,33 @@ func (w *world) randDuration(lo, hi time.Duration) time.Duration {
 	randMu.Lock()
 	defer randMu.Unlock()
 	return lo + time.Duration(w.rng.Int64N(int64(hi-lo)))
+}
+
+// markEvent records the time of a SIGKILL.
+func (w *world) markEvent() {
+	w.eventsMu.Lock()
+	defer w.eventsMu.Unlock()
+	w.events = append(w.events, time.Now())
+}
+
+// replayCauses sorts the replays by what they followed: a SIGKILL (within
+// 15s: the next run's first reconciles), the kube-apiserver restart (from
+// its stop to 15s after it is back), or neither.
+func (w *world) replayCauses() (afterKill, aroundRestart, other int) {
+	const window = 15 * time.Second
+	w.eventsMu.Lock()
+	kills := slices.Clone(w.events)
+	w.eventsMu.Unlock()
+	restartEnd := w.apiserverStopped.Add(w.apiserverDown + window)
+	for _, t := range w.pushes.replaysAt() {
+		switch {
+		case !w.apiserverStopped.IsZero() && !t.Before(w.apiserverStopped) && t.Before(restartEnd):
+			aroundRestart++
+		case slices.ContainsFunc(kills, func(k time.Time) bool { return !t.Before(k) && t.Sub(k) < window }):
+			afterKill++
+		default:
+			other++
+		}
+	}
+	return afterKill, aroundRestart, other
 }
