@@ -117,6 +117,18 @@ type EnvironmentStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// pendingPublishes lists the agents the operator changed and still has
+	// to publish (publishPolicy Auto or Always): every change of an action
+	// puts the agent in draft, and the operator publishes it once its
+	// changes have settled. The operator writes an agent here before its
+	// first change and removes it after the publish, so a restart or a new
+	// leader still makes a publish the previous one owed. Read-only.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=10000
+	// +kubebuilder:validation:items:MaxLength=255
+	PendingPublishes []string `json:"pendingPublishes,omitempty"`
 }
 
 // Environment is a Talkover environment: the API address and the Secret with

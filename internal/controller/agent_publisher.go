@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -53,7 +55,9 @@ type agentRollout struct {
 	// change); it ends with the publish, or when the agent is left in draft.
 	active bool
 	// owed: the operator must publish the agent once its changes settle.
-	owed       bool
+	owed bool
+	// ledgered: the Ledger records that the agent owes a publish.
+	ledgered   bool
 	inflight   int
 	lastChange time.Time
 	// reading is closed when the read of the agent under way ends.
@@ -67,7 +71,10 @@ type agentRollout struct {
 // Publisher restores an agent's published state after the operator changed
 // its actions (every change puts the agent in draft), with one publish per
 // agent per rollout: it waits until the agent's changes have been quiet for
-// a while. It is a manager Runnable and runs only on the leader.
+// a while. A publish it owes is written to the Ledger before the first
+// change of the rollout and removed after the publish, so the next run of
+// the operator makes it if this one cannot. It is a manager Runnable and
+// runs only on the leader.
 type Publisher struct {
 	// Quiet is how long an agent's changes must have settled before it is
 	// published.
@@ -78,17 +85,98 @@ type Publisher struct {
 	// Notify re-queues the AgentActions of an agent whose publish state
 	// changed.
 	Notify func(agentKey)
-	Now    func() time.Time
+	// Ledger keeps the owed publishes across restarts; nil keeps them in
+	// memory only.
+	Ledger Ledger
+	// Resolve returns the API client and publish policy of an environment,
+	// for a publish found in the Ledger.
+	Resolve func(ctx context.Context, env types.NamespacedName) (ActionAPI, agentsv1alpha1.PublishPolicy, error)
+	Now     func() time.Time
 
 	mu     sync.Mutex
 	agents map[agentKey]*agentRollout
-	wake   chan struct{}
+	// loaded: the environments whose Ledger entries were read.
+	loaded map[types.NamespacedName]bool
+	// loading serialises the reads of the Ledger.
+	loading sync.Mutex
+	// ledgerLocks serialise the Ledger writes of each environment, so that a
+	// removal and a new rollout's record of the same agent cannot cross.
+	ledgerLocks map[types.NamespacedName]*sync.Mutex
+	wake        chan struct{}
 }
 
 // NewPublisher returns a Publisher with the given quiet period.
 func NewPublisher(quiet time.Duration) *Publisher {
 	return &Publisher{Quiet: quiet, SlowRetry: 10 * time.Minute, Now: time.Now,
-		agents: map[agentKey]*agentRollout{}, wake: make(chan struct{}, 1)}
+		agents: map[agentKey]*agentRollout{}, loaded: map[types.NamespacedName]bool{},
+		ledgerLocks: map[types.NamespacedName]*sync.Mutex{}, wake: make(chan struct{}, 1)}
+}
+
+// Load reads the publishes an environment owes from the Ledger, once per
+// run of the operator and before any change through that environment.
+func (p *Publisher) Load(ctx context.Context, env types.NamespacedName) error {
+	if p.Ledger == nil || p.isLoaded(env) {
+		return nil
+	}
+	p.loading.Lock()
+	defer p.loading.Unlock()
+	if p.isLoaded(env) {
+		return nil
+	}
+	agents, err := p.Ledger.Owed(ctx, env)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range agents {
+		r := p.rollout(agentKey{env: env, agentID: id})
+		r.ledgered = true
+		if !r.active {
+			r.active, r.owed, r.lastChange = true, true, p.Now()
+			r.state = rolloutState(r.policy, true)
+		}
+	}
+	p.loaded[env] = true
+	if len(agents) > 0 {
+		p.signal()
+	}
+	return nil
+}
+
+func (p *Publisher) isLoaded(env types.NamespacedName) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.loaded[env]
+}
+
+// loadAll reads the Ledger of every environment that records owed
+// publishes, so that an agent with no AgentAction left is still published.
+func (p *Publisher) loadAll(ctx context.Context) error {
+	if p.Ledger == nil {
+		return nil
+	}
+	envs, err := p.Ledger.Environments(ctx)
+	if err != nil {
+		return err
+	}
+	for _, env := range envs {
+		if err := p.Load(ctx, env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Publisher) ledgerLock(env types.NamespacedName) *sync.Mutex {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l, ok := p.ledgerLocks[env]
+	if !ok {
+		l = &sync.Mutex{}
+		p.ledgerLocks[env] = l
+	}
+	return l
 }
 
 func (p *Publisher) rollout(key agentKey) *agentRollout {
@@ -100,44 +188,101 @@ func (p *Publisher) rollout(key agentKey) *agentRollout {
 	return r
 }
 
-// BeginChange is called before each write to an agent's actions. Before the
-// first change of a rollout under publishPolicy Auto it reads the agent (one
-// GET, even when several workers start changes at once) to learn whether it
-// was published.
-// It reports whether this call started the rollout.
-func (p *Publisher) BeginChange(ctx context.Context, key agentKey, api ActionAPI, policy agentsv1alpha1.PublishPolicy) (bool, error) {
-	prior, read, err := p.readPrior(ctx, key, api, policy)
+// BeginChange is called before each write to an agent's actions; when it
+// returns nil, EndChange must follow the write. Before the first change of a
+// rollout under publishPolicy Auto it reads the agent (one GET, even when
+// several workers start changes at once) to learn whether it was published,
+// unless the Ledger says a publish is owed already. A rollout that owes a
+// publish is recorded in the Ledger before its first change is allowed.
+func (p *Publisher) BeginChange(ctx context.Context, key agentKey, api ActionAPI, policy agentsv1alpha1.PublishPolicy) error {
+	if err := p.Load(ctx, key.env); err != nil {
+		return err
+	}
+	prior, err := p.readPrior(ctx, key, api, policy)
 	if err != nil {
-		return false, err
+		return err
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	r := p.rollout(key)
 	r.api, r.policy = api, policy
 	r.inflight++
-	if r.active {
+	switch {
+	case r.active:
 		// A change after a refused publish retries the publish.
 		r.notBefore = time.Time{}
-		return read, nil
+	default:
+		r.active, r.lastChange, r.failures, r.notBefore = true, p.Now(), 0, time.Time{}
+		r.owed = policy == agentsv1alpha1.PublishPolicyAlways ||
+			(policy == agentsv1alpha1.PublishPolicyAuto && prior == talkover.AgentStatusPublished)
+		r.state = rolloutState(policy, r.owed)
 	}
-	r.active, r.lastChange = true, p.Now()
-	r.owed = policy == agentsv1alpha1.PublishPolicyAlways ||
-		(policy == agentsv1alpha1.PublishPolicyAuto && prior == talkover.AgentStatusPublished)
-	r.state = rolloutState(policy, r.owed)
-	return true, nil
+	p.mu.Unlock()
+	if err := p.record(ctx, key); err != nil {
+		p.EndChange(key)
+		return err
+	}
+	return nil
+}
+
+// record writes an owed publish to the Ledger, once per rollout.
+func (p *Publisher) record(ctx context.Context, key agentKey) error {
+	if p.Ledger == nil {
+		return nil
+	}
+	lock := p.ledgerLock(key.env)
+	lock.Lock()
+	defer lock.Unlock()
+	p.mu.Lock()
+	r := p.agents[key]
+	need := r.owed && !r.ledgered
+	p.mu.Unlock()
+	if !need {
+		return nil
+	}
+	if err := p.Ledger.Add(ctx, key.env, key.agentID); err != nil {
+		return fmt.Errorf("recording that agent %s owes a publish: %w", key.agentID, err)
+	}
+	p.mu.Lock()
+	r.ledgered = true
+	p.mu.Unlock()
+	return nil
+}
+
+// unrecord removes the Ledger entry of an agent that owes nothing.
+func (p *Publisher) unrecord(ctx context.Context, key agentKey) {
+	lock := p.ledgerLock(key.env)
+	lock.Lock()
+	defer lock.Unlock()
+	p.mu.Lock()
+	r := p.agents[key]
+	need := r != nil && r.ledgered && !r.active
+	p.mu.Unlock()
+	if !need {
+		return
+	}
+	err := p.Ledger.Remove(ctx, key.env, key.agentID)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		log.FromContext(ctx).Info("Failed to record a publish; will retry", "agent", key.agentID, "error", err.Error())
+		r.failures++
+		r.notBefore = p.Now().Add(backoff(r.failures))
+		return
+	}
+	r.ledgered, r.failures, r.notBefore = false, 0, time.Time{}
 }
 
 // readPrior returns the agent's status before the rollout, reading it only
 // under Auto and only once per rollout. Concurrent callers wait for the
 // reader.
 func (p *Publisher) readPrior(ctx context.Context, key agentKey, api ActionAPI,
-	policy agentsv1alpha1.PublishPolicy) (status string, read bool, err error) {
+	policy agentsv1alpha1.PublishPolicy) (string, error) {
 	for {
 		p.mu.Lock()
 		r := p.rollout(key)
 		if r.active || policy != agentsv1alpha1.PublishPolicyAuto {
 			p.mu.Unlock()
-			return "", false, nil
+			return "", nil
 		}
 		if wait := r.reading; wait != nil {
 			p.mu.Unlock()
@@ -145,7 +290,7 @@ func (p *Publisher) readPrior(ctx context.Context, key agentKey, api ActionAPI,
 			case <-wait:
 				continue
 			case <-ctx.Done():
-				return "", false, ctx.Err()
+				return "", ctx.Err()
 			}
 		}
 		done := make(chan struct{})
@@ -166,9 +311,9 @@ func (p *Publisher) readPrior(ctx context.Context, key agentKey, api ActionAPI,
 		}
 		p.mu.Unlock()
 		if err != nil {
-			return "", false, err
+			return "", err
 		}
-		return agent.CurrentStatus, true, nil
+		return agent.CurrentStatus, nil
 	}
 }
 
@@ -202,21 +347,6 @@ func (p *Publisher) EndChange(key agentKey) {
 	p.signal()
 }
 
-// Restore records a publish that a previous run of the operator owed, as
-// recorded in an AgentAction's status.
-func (p *Publisher) Restore(key agentKey, api ActionAPI, policy agentsv1alpha1.PublishPolicy) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	r := p.rollout(key)
-	if r.active {
-		return
-	}
-	r.api, r.policy, r.active, r.owed = api, policy, true, true
-	r.lastChange = p.Now()
-	r.state = rolloutState(policy, true)
-	p.signal()
-}
-
 // State returns what the AgentActions of an agent should report, if the
 // operator knows.
 func (p *Publisher) State(key agentKey) (publishState, bool) {
@@ -227,16 +357,6 @@ func (p *Publisher) State(key agentKey) (publishState, bool) {
 		return publishState{}, false
 	}
 	return r.state, true
-}
-
-// Forget drops the bookkeeping of an agent that has no AgentActions left and
-// owes nothing.
-func (p *Publisher) Forget(key agentKey) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if r, ok := p.agents[key]; ok && !r.owed && r.inflight == 0 {
-		delete(p.agents, key)
-	}
 }
 
 func (p *Publisher) signal() {
@@ -254,31 +374,48 @@ func (p *Publisher) Start(ctx context.Context) error {
 	}
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
+	loaded := false
 	for {
+		if !loaded {
+			if err := p.loadAll(ctx); err != nil {
+				log.FromContext(ctx).Info("Failed to read the owed publishes; will retry", "error", err.Error())
+			} else {
+				loaded = true
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-ticker.C:
 		case <-p.wake:
 		}
-		for _, key := range p.due() {
+		publish, unrecord := p.due()
+		for _, key := range publish {
 			p.publish(ctx, key)
+		}
+		for _, key := range unrecord {
+			p.unrecord(ctx, key)
 		}
 	}
 }
 
-// due lists the agents whose publish is owed and whose changes settled.
-func (p *Publisher) due() []agentKey {
+// due lists the agents whose publish is owed and whose changes settled, and
+// the agents whose Ledger entry is to be removed.
+func (p *Publisher) due() (publish, unrecord []agentKey) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.Now()
-	var keys []agentKey
 	for key, r := range p.agents {
-		if !r.active {
+		if now.Before(r.notBefore) {
 			continue
 		}
-		settled := r.inflight == 0 && now.Sub(r.lastChange) >= p.Quiet && !now.Before(r.notBefore)
-		if !settled {
+		if !r.active {
+			if r.ledgered && p.Ledger != nil {
+				unrecord = append(unrecord, key)
+			}
+			continue
+		}
+		if r.inflight > 0 || now.Sub(r.lastChange) < p.Quiet {
 			continue
 		}
 		if !r.owed {
@@ -286,24 +423,93 @@ func (p *Publisher) due() []agentKey {
 			r.active = false
 			continue
 		}
-		keys = append(keys, key)
+		publish = append(publish, key)
 	}
-	return keys
+	return publish, unrecord
 }
 
 // publish publishes one agent and records the outcome.
 func (p *Publisher) publish(ctx context.Context, key agentKey) {
+	logger := log.FromContext(ctx).WithValues("agent", key.agentID, "environment", key.env.String())
 	p.mu.Lock()
 	r := p.agents[key]
-	api := r.api
+	api, policy := r.api, r.policy
 	p.mu.Unlock()
+	if api == nil {
+		// A publish found in the Ledger: no change of this run has
+		// resolved the environment yet.
+		var err error
+		if api, policy, err = p.resolve(ctx, key); err != nil {
+			p.resolveFailed(ctx, key, r, err)
+			return
+		}
+	}
+	if policy == agentsv1alpha1.PublishPolicyManual {
+		// The policy became Manual after the change: never publish.
+		p.mu.Lock()
+		r.active, r.owed, r.state = false, false, rolloutState(policy, false)
+		p.mu.Unlock()
+		p.unrecord(ctx, key)
+		p.notify(key)
+		return
+	}
 
 	agent, err := api.PublishAgent(talkover.WithPriority(ctx, talkover.PriorityHigh), key.agentID)
 	if errors.Is(err, context.Canceled) {
 		return
 	}
-	logger := log.FromContext(ctx).WithValues("agent", key.agentID, "environment", key.env.String())
+	ended, changed := p.recordOutcome(logger, r, agent, err)
+	if ended {
+		p.unrecord(ctx, key)
+	}
+	if changed {
+		p.notify(key)
+	}
+}
 
+func (p *Publisher) resolve(ctx context.Context, key agentKey) (ActionAPI, agentsv1alpha1.PublishPolicy, error) {
+	if p.Resolve == nil {
+		return nil, "", errors.New("no API client for the environment")
+	}
+	api, policy, err := p.Resolve(ctx, key.env)
+	if err != nil {
+		return nil, "", err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.agents[key]
+	if r.api == nil {
+		r.api, r.policy = api, policy
+	}
+	return r.api, r.policy, nil
+}
+
+// resolveFailed drops a publish whose environment is gone, and retries one
+// whose environment cannot be used yet.
+func (p *Publisher) resolveFailed(ctx context.Context, key agentKey, r *agentRollout, err error) {
+	p.mu.Lock()
+	if apierrors.IsNotFound(err) {
+		r.active, r.owed, r.ledgered = false, false, false
+		p.mu.Unlock()
+		return
+	}
+	r.failures++
+	r.notBefore = p.Now().Add(backoff(r.failures))
+	p.mu.Unlock()
+	log.FromContext(ctx).Info("Cannot publish the agent yet; will retry", "agent", key.agentID,
+		"environment", key.env.String(), "error", err.Error())
+}
+
+func (p *Publisher) notify(key agentKey) {
+	if p.Notify != nil {
+		go p.Notify(key)
+	}
+}
+
+// recordOutcome records the outcome of a publish call. It reports whether
+// the rollout ended with it, and whether the AgentActions have something new
+// to report.
+func (p *Publisher) recordOutcome(logger logr.Logger, r *agentRollout, agent *talkover.Agent, err error) (ended, changed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if r.inflight > 0 || p.Now().Sub(r.lastChange) < p.Quiet {
@@ -311,7 +517,7 @@ func (p *Publisher) publish(ctx context.Context, key agentKey) {
 		if err == nil {
 			r.state.agentStatus = talkover.AgentStatusDraft
 		}
-		return
+		return false, false
 	}
 	switch {
 	case err == nil:
@@ -335,9 +541,7 @@ func (p *Publisher) publish(ctx context.Context, key agentKey) {
 		r.state = publishState{reason: agentsv1alpha1.ReasonPublishPending, agentStatus: talkover.AgentStatusDraft,
 			message: fmt.Sprintf("Publishing the agent failed and will be retried: %s", err.Error())}
 	}
-	if p.Notify != nil {
-		go p.Notify(key)
-	}
+	return !r.active, true
 }
 
 // backoff is the wait before the n-th retry of a failed publish.

@@ -229,6 +229,7 @@ func TestPublish_owedPublishSurvivesRestart(t *testing.T) {
 	f.g.Eventually(func() string { return f.publishReason("a") }, timeout, interval).Should(Equal(agentsv1alpha1.ReasonPublishPending))
 	agent, _ := f.sim.Agent(f.agent)
 	f.g.Expect(agent.Status).To(Equal("draft"))
+	f.g.Expect(f.pendingPublishes()).To(ConsistOf(f.agent), "the Environment records the owed publish")
 
 	// The operator restarts; the API recovers. The publish is still owed,
 	// and made once, without reading the agent again (it is draft now only
@@ -244,6 +245,14 @@ func TestPublish_owedPublishSurvivesRestart(t *testing.T) {
 	f.g.Expect(agent.Publishes).To(Equal(1))
 	f.g.Expect(f.sim.Count(apisim.RouteGetAgent)).To(Equal(1))
 	f.g.Expect(f.sim.Count(apisim.RouteUpsert)).To(Equal(2), "a restart pushes nothing again")
+	f.g.Eventually(f.pendingPublishes, timeout, interval).Should(BeEmpty(), "the record goes with the publish")
+}
+
+// pendingPublishes is the fixture Environment's status.pendingPublishes.
+func (f *fixture) pendingPublishes() []string {
+	var env agentsv1alpha1.Environment
+	f.g.Expect(k8sClient.Get(f.ctx, client.ObjectKeyFromObject(f.env), &env)).To(Succeed())
+	return env.Status.PendingPublishes
 }
 
 func TestProgressingWrittenWhileWaitingForTheBudget(t *testing.T) {

@@ -237,6 +237,10 @@ func (r *AgentActionReconciler) setupRunnables(mgr ctrl.Manager) error {
 		r.Drift = NewDriftChecker(mgr.GetClient())
 	}
 	r.Publisher.Notify = r.requeueAgent
+	r.Publisher.Resolve = r.environmentAPI
+	if r.Publisher.Ledger == nil {
+		r.Publisher.Ledger = NewStatusLedger(mgr.GetClient(), r.APIReader)
+	}
 	r.Drift.Notify = r.requeue
 	if err := mgr.Add(r.Publisher); err != nil {
 		return err

@@ -102,6 +102,33 @@ func (r *AgentActionReconciler) resolveToken(ctx context.Context, s *agentAction
 	return ctrl.Result{}, nil
 }
 
+// environmentAPI returns the API client and publish policy of an
+// environment (no namespace: a ClusterEnvironment), for the Publisher's
+// publishes found in the ledger.
+func (r *AgentActionReconciler) environmentAPI(ctx context.Context, key types.NamespacedName) (ActionAPI, agentsv1alpha1.PublishPolicy, error) {
+	env := &agentsv1alpha1.Environment{}
+	secretNamespace := key.Namespace
+	if key.Namespace == "" {
+		ce := &agentsv1alpha1.ClusterEnvironment{}
+		if err := r.Get(ctx, key, ce); err != nil {
+			return nil, "", err
+		}
+		env = &agentsv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: ce.Name}, Spec: ce.Spec.EnvironmentSpec}
+		secretNamespace = r.ClusterEnvironmentNamespace
+	} else if err := r.Get(ctx, key, env); err != nil {
+		return nil, "", err
+	}
+	token, err := r.secretValue(ctx, secretNamespace, env.Spec.TokenSecretRef.Name, EffectiveTokenKey(env))
+	if err != nil {
+		return nil, "", err
+	}
+	api, err := r.Clients.For(env, token)
+	if err != nil {
+		return nil, "", err
+	}
+	return api, EffectivePublishPolicy(env), nil
+}
+
 // envDescription names an environment for messages.
 func envDescription(env *agentsv1alpha1.Environment) string {
 	if env.Namespace == "" {

@@ -23,8 +23,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -251,94 +249,24 @@ func (r *AgentActionReconciler) replaceTwin(ctx context.Context, s *agentActionS
 }
 
 // trackAgent schedules the agent's drift checks and reports its publish
-// state. A publish owed by an earlier run of the operator (recorded in
-// status) is owed again.
-func (r *AgentActionReconciler) trackAgent(_ context.Context, s *agentActionScope) (ctrl.Result, error) {
+// state.
+func (r *AgentActionReconciler) trackAgent(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
 	r.Drift.Track(s.agent, s.api, EffectiveDriftCheckInterval(s.env))
+	if err := r.Publisher.Load(ctx, s.agent.env); err != nil {
+		return ctrl.Result{}, err
+	}
 	st, known := r.Publisher.State(s.agent)
 	if !known {
-		c := findCondition(s.action.Status.Conditions, agentsv1alpha1.ConditionAgentPublished)
-		if c == nil || c.Reason != agentsv1alpha1.ReasonPublishPending {
-			return ctrl.Result{}, nil
-		}
-		r.Publisher.Restore(s.agent, s.api, EffectivePublishPolicy(s.env))
-		st, _ = r.Publisher.State(s.agent)
+		return ctrl.Result{}, nil
 	}
 	s.outcome.publish = &st
 	s.action.Status.AgentStatus = st.agentStatus
 	return ctrl.Result{}, nil
 }
 
-// beginChange tells the Publisher a change of the agent starts. A publish
-// owed by an earlier run of the operator (recorded as PublishPending on any
-// AgentAction of the agent) is restored first, so the agent is not read
-// again now that the operator's own changes made it draft. When this change
-// starts a rollout that owes a publish, that is recorded in this
-// AgentAction's status before the call, so a crash right after it loses
-// nothing.
+// beginChange tells the Publisher a change of the agent starts. It may read
+// the agent first, and it records a publish the change makes owed in the
+// environment's status.pendingPublishes before the change is made.
 func (r *AgentActionReconciler) beginChange(ctx context.Context, s *agentActionScope) error {
-	policy := EffectivePublishPolicy(s.env)
-	if _, known := r.Publisher.State(s.agent); !known && r.peerOwesPublish(ctx, s.agent) {
-		r.Publisher.Restore(s.agent, s.api, policy)
-	}
-	started, err := r.Publisher.BeginChange(ctx, s.agent, s.api, policy)
-	if err != nil || !started {
-		return err
-	}
-	st, _ := r.Publisher.State(s.agent)
-	if st.reason != agentsv1alpha1.ReasonPublishPending {
-		return nil
-	}
-	if !s.action.DeletionTimestamp.IsZero() {
-		// The deleted AgentAction cannot carry it: record it on a peer.
-		r.recordOwedOnPeer(ctx, s, st)
-		return nil
-	}
-	s.outcome = outcome{kind: outcomeProgressing, reason: agentsv1alpha1.ReasonProgressing,
-		message: "Pushing the action to the Talkover API.", publish: &st}
-	if err := r.patchStatus(ctx, s); err != nil {
-		r.Publisher.EndChange(s.agent)
-		return err
-	}
-	return nil
-}
-
-// peerOwesPublish says whether an AgentAction of the agent records a publish
-// owed by an earlier run of the operator.
-func (r *AgentActionReconciler) peerOwesPublish(ctx context.Context, key agentKey) bool {
-	var list agentsv1alpha1.AgentActionList
-	if err := r.List(ctx, &list, client.InNamespace(key.env.Namespace), client.MatchingFields{indexAgent: agentIndexKey(key)}); err != nil {
-		return false
-	}
-	for i := range list.Items {
-		c := findCondition(list.Items[i].Status.Conditions, agentsv1alpha1.ConditionAgentPublished)
-		if c != nil && c.Reason == agentsv1alpha1.ReasonPublishPending {
-			return true
-		}
-	}
-	return false
-}
-
-// recordOwedOnPeer records an owed publish on another live AgentAction of
-// the agent, for a rollout started by a delete. With no peer left, the owed
-// publish lives only in memory until it is made.
-func (r *AgentActionReconciler) recordOwedOnPeer(ctx context.Context, s *agentActionScope, st publishState) {
-	var list agentsv1alpha1.AgentActionList
-	if err := r.List(ctx, &list, client.InNamespace(s.agent.env.Namespace), client.MatchingFields{indexAgent: agentIndexKey(s.agent)}); err != nil {
-		return
-	}
-	for i := range list.Items {
-		peer := &list.Items[i]
-		if peer.UID == s.action.UID || !peer.DeletionTimestamp.IsZero() {
-			continue
-		}
-		before := peer.DeepCopy()
-		meta.SetStatusCondition(&peer.Status.Conditions, metav1.Condition{
-			Type: agentsv1alpha1.ConditionAgentPublished, Status: metav1.ConditionFalse, Reason: st.reason,
-			Message: st.message, ObservedGeneration: peer.Generation, LastTransitionTime: metaNow(r.now()),
-		})
-		if err := r.Status().Patch(ctx, peer, client.MergeFrom(before)); err == nil {
-			return
-		}
-	}
+	return r.Publisher.BeginChange(ctx, s.agent, s.api, EffectivePublishPolicy(s.env))
 }

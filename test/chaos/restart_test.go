@@ -33,7 +33,7 @@ import (
 
 // TestPublishOwedAcrossRestart is the smallest form of a failure the chaos
 // run found: under publishPolicy Auto, a publish the operator owes when it
-// is killed (recorded as AgentPublished=PublishPending in status) must
+// is killed (recorded in the Environment's status.pendingPublishes) must
 // still be made by the next run, even when that run's first act on the
 // agent is another push. The next run reads the agent in draft before that
 // push, but the draft is the operator's own unpublished change, not a
@@ -153,20 +153,29 @@ func TestDeleteAfterInterruptedPush(t *testing.T) {
 
 // TestPublishOwedAfterDeleteAcrossRestart is the same loss as
 // TestPublishOwedAcrossRestart when the change that put the agent in draft
-// was a delete: the deleted AgentAction is gone, so it cannot carry the
-// owed publish, and the operator dies before publishing. The next run must
-// still publish the agent, which was published before (publishPolicy Auto).
+// was a delete, and the operator dies before publishing. The next run must
+// still publish the agent, which was published before (publishPolicy Auto),
+// also when the deleted AgentAction was the agent's last.
 func TestPublishOwedAfterDeleteAcrossRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the manager binary")
 	}
+	for _, tc := range []struct {
+		name    string
+		actions int
+	}{{"one of two", 2}, {"the agent's last", 1}} {
+		t.Run(tc.name, func(t *testing.T) { publishOwedAfterDeleteAcrossRestart(t, tc.actions) })
+	}
+}
+
+func publishOwedAfterDeleteAcrossRestart(t *testing.T, actions int) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	// A long quiet period leaves time to kill the manager between the
 	// DELETE and the publish.
 	const quiet = 5 * time.Second
-	w := newWorldQuiet(t, "restart-delete-publish", size{name: "delete-publish", agents: 1}, 1, quiet)
-	m := newModel(w.ns, size{actions: 2}, w.agents)
+	w := newWorldQuiet(t, fmt.Sprintf("restart-delete-publish-%d", actions), size{name: "delete-publish", agents: 1}, 1, quiet)
+	m := newModel(w.ns, size{actions: actions}, w.agents)
 	agent := m.items[0].agent
 	published := func(g Gomega) {
 		st, _ := w.sim.Agent(agent)
@@ -287,5 +296,5 @@ func TestOwedPublishRestoredBeforeDelete(t *testing.T) {
 		return ok
 	}, time.Minute, 250*time.Millisecond).Should(BeFalse(), "the remote action of %s was not deleted", deleted.name)
 	g.Eventually(published, 30*time.Second, 250*time.Millisecond).Should(Succeed(),
-		"the publish owed by the previous run (recorded on %s) must be made after the restart, even when the first act is a delete", kept.name)
+		"the publish owed by the previous run must be made after the restart, even when the first act is a delete")
 }
