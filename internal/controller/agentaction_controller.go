@@ -69,6 +69,8 @@ type AgentActionReconciler struct {
 	Now func() time.Time
 
 	secrets secretCache
+	// applied remembers accepted pushes until their status is written.
+	applied appliedPushes
 
 	// requeues carries AgentActions queued by the Publisher and the
 	// DriftChecker.

@@ -45,6 +45,7 @@ func (r *AgentActionReconciler) reconcileDelete(ctx context.Context, s *agentAct
 	}
 	s.outcome = outcome{kind: outcomeDeleting, reason: agentsv1alpha1.ReasonDeleting, message: "Deleting the remote action."}
 	if a.Spec.DeletionPolicy != agentsv1alpha1.DeletionPolicyOrphan && !r.isDuplicate(ctx, s) {
+		r.applied.catchUp(a.UID, &a.Status)
 		if a.Status.ID == "" && pushMayHaveLanded(a) {
 			if res, err := r.reclaimRemote(ctx, s); err != nil || s.done {
 				return res, err
@@ -155,6 +156,7 @@ func (r *AgentActionReconciler) removeFinalizer(ctx context.Context, s *agentAct
 	if err := r.Patch(ctx, s.action, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return client.IgnoreNotFound(err)
 	}
+	r.applied.forget(s.action.UID)
 	s.base = s.action.DeepCopy()
 	return nil
 }

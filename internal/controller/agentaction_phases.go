@@ -152,6 +152,7 @@ func (r *AgentActionReconciler) buildPayload(_ context.Context, s *agentActionSc
 	}
 	s.hash = hash
 	st := &s.action.Status
+	r.applied.catchUp(s.action.UID, st)
 	if st.ID == "" || st.AppliedHash != hash {
 		return ctrl.Result{}, nil
 	}
@@ -203,6 +204,7 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 	a.Status.RemoteUpdatedAt = remote.UpdatedAt
 	now := metaNow(r.now())
 	a.Status.LastSyncTime = &now
+	r.applied.remember(a.UID, appliedPush{hash: s.hash, id: remote.ID, remoteUpdatedAt: remote.UpdatedAt, at: now})
 	verb := "Updated"
 	if created {
 		verb = "Created"
