@@ -529,6 +529,12 @@ func (p *Publisher) recordOutcome(logger logr.Logger, r *agentRollout, agent *ta
 		}
 		r.state = publishState{status: true, reason: agentsv1alpha1.ReasonAgentPublished, agentStatus: status,
 			message: "The operator published the agent after its changes."}
+	case talkover.IsNotFound(err):
+		// The agent is gone, and its actions with it: nothing to publish.
+		logger.Info("The agent to publish no longer exists", "error", err.Error())
+		r.active, r.owed, r.failures, r.notBefore = false, false, 0, time.Time{}
+		r.state = publishState{reason: agentsv1alpha1.ReasonAgentNotFound, agentStatus: "",
+			message: "The agent was not found when the operator published it: " + err.Error()}
 	case talkover.IsValidation(err):
 		logger.Info("The API refused to publish the agent", "error", err.Error())
 		r.failures++

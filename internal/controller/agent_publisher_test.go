@@ -280,3 +280,16 @@ func TestPublisher_recordedPublishNotMadeUnderManualOrWithoutEnvironment(t *test
 		w.g.Expect(w.sim.Count(apisim.RoutePublish)).To(BeZero())
 	})
 }
+
+// A recorded publish of an agent that no longer exists (deleted in the
+// dashboard) is tried once, not forever, and its record goes.
+func TestPublisher_recordedPublishOfAMissingAgentEnds(t *testing.T) {
+	w := newPublisherWorld(t)
+	gone := agentKey{env: w.env, agentID: "agent-deleted-in-dashboard"}
+	w.ledger.owed[w.env] = []string{gone.agentID}
+	w.start(t)
+	w.g.Eventually(func() []string { return w.ledger.list(w.env) }, 10*time.Second, 20*time.Millisecond).Should(BeEmpty())
+	w.g.Consistently(func() int { return w.sim.Count(apisim.RoutePublish) }, 2*time.Second, 100*time.Millisecond).Should(Equal(1))
+	st, _ := w.pub.State(gone)
+	w.g.Expect(st.reason).To(Equal(agentsv1alpha1.ReasonAgentNotFound))
+}
