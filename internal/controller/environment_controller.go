@@ -72,39 +72,36 @@ func NewEnvironmentReconciler(c client.Client, apiReader client.Reader, clusterN
 // Reconcile computes an Environment's conditions.
 func (r *EnvironmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	env := &agentsv1alpha1.Environment{}
-	if err := r.Get(ctx, req.NamespacedName, env); err != nil {
-		if client.IgnoreNotFound(err) == nil {
-			r.Clients.Forget(req.NamespacedName)
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	before := env.DeepCopy()
-	if err := r.computeStatus(ctx, env, &env.Spec, &env.Status, env.Namespace); err != nil {
-		return ctrl.Result{}, err
-	}
-	if equality.Semantic.DeepEqual(before.Status, env.Status) {
-		return ctrl.Result{}, nil
-	}
-	return ctrl.Result{}, client.IgnoreNotFound(r.Status().Patch(ctx, env, client.MergeFrom(before)))
+	return r.reconcileEnvironment(ctx, req.NamespacedName, env, &env.Spec, &env.Status, req.Namespace)
 }
 
-// reconcileCluster computes a ClusterEnvironment's conditions.
+// reconcileCluster computes a ClusterEnvironment's conditions; its token
+// Secret is in the operator's namespace.
 func (r *EnvironmentReconciler) reconcileCluster(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	env := &agentsv1alpha1.ClusterEnvironment{}
-	if err := r.Get(ctx, req.NamespacedName, env); err != nil {
+	return r.reconcileEnvironment(ctx, req.NamespacedName, env, &env.Spec.EnvironmentSpec, &env.Status, r.ClusterEnvironmentNamespace)
+}
+
+// reconcileEnvironment reads obj (an Environment or a ClusterEnvironment,
+// whose spec and status are given) and patches its status if the computed
+// conditions changed. A deleted environment's API client is dropped.
+func (r *EnvironmentReconciler) reconcileEnvironment(ctx context.Context, key types.NamespacedName, obj client.Object,
+	spec *agentsv1alpha1.EnvironmentSpec, status *agentsv1alpha1.EnvironmentStatus, secretNamespace string) (ctrl.Result, error) {
+	if err := r.Get(ctx, key, obj); err != nil {
 		if client.IgnoreNotFound(err) == nil {
-			r.Clients.Forget(types.NamespacedName{Name: req.Name})
+			r.Clients.Forget(key)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	before := env.DeepCopy()
-	if err := r.computeStatus(ctx, env, &env.Spec.EnvironmentSpec, &env.Status, r.ClusterEnvironmentNamespace); err != nil {
+	before := obj.DeepCopyObject().(client.Object)
+	statusBefore := status.DeepCopy()
+	if err := r.computeStatus(ctx, obj, spec, status, secretNamespace); err != nil {
 		return ctrl.Result{}, err
 	}
-	if equality.Semantic.DeepEqual(before.Status, env.Status) {
+	if equality.Semantic.DeepEqual(statusBefore, status) {
 		return ctrl.Result{}, nil
 	}
-	return ctrl.Result{}, client.IgnoreNotFound(r.Status().Patch(ctx, env, client.MergeFrom(before)))
+	return ctrl.Result{}, client.IgnoreNotFound(r.Status().Patch(ctx, obj, client.MergeFrom(before)))
 }
 
 // computeStatus sets Ready, and Stalled while Ready is False: an environment
