@@ -264,7 +264,7 @@ func (p *Publisher) unrecord(ctx context.Context, key agentKey) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
-		log.FromContext(ctx).Info("Failed to record a publish; will retry", "agent", key.agentID, "error", err.Error())
+		log.FromContext(ctx).Info("Failed to remove the record of an owed publish; will retry", "agent", key.agentID, "error", err.Error())
 		r.failures++
 		r.notBefore = p.Now().Add(backoff(r.failures))
 		return
