@@ -172,7 +172,8 @@ func (r *AgentActionReconciler) writeProgressing(ctx context.Context, s *agentAc
 // changed, and emits an Event when the Ready condition changed.
 func (r *AgentActionReconciler) patchStatus(ctx context.Context, s *agentActionScope) error {
 	a := s.action
-	if a.DeletionTimestamp.IsZero() || controllerutil.ContainsFinalizer(a, agentsv1alpha1.AgentActionFinalizer) {
+	if s.outcome.kind != outcomeNone &&
+		(a.DeletionTimestamp.IsZero() || controllerutil.ContainsFinalizer(a, agentsv1alpha1.AgentActionFinalizer)) {
 		a.Status.Conditions = computeConditions(a.Status.Conditions, s.outcome, a.Generation, metav1.NewTime(r.now()))
 		a.Status.ObservedGeneration = a.Generation
 	}

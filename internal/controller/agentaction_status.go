@@ -27,8 +27,11 @@ import (
 type outcomeKind int
 
 const (
+	// outcomeNone: the reconcile ended before it learnt anything (an error
+	// of the kube-apiserver, a conflict): the conditions stay as they were.
+	outcomeNone outcomeKind = iota
 	// outcomeProgressing: work is pending (first reconcile, push under way).
-	outcomeProgressing outcomeKind = iota
+	outcomeProgressing
 	// outcomeSynced: the remote action matches the spec.
 	outcomeSynced
 	// outcomeRetrying: a transient failure; the operator retries with backoff.
@@ -97,6 +100,7 @@ func computeConditions(existing []metav1.Condition, o outcome, generation int64,
 	case outcomeDeleting:
 		set(agentsv1alpha1.ConditionReady, metav1.ConditionFalse, o.reason, msg)
 		set(agentsv1alpha1.ConditionReconciling, metav1.ConditionTrue, o.reason, msg)
+	case outcomeNone:
 	default: // outcomeProgressing
 		set(agentsv1alpha1.ConditionReady, metav1.ConditionUnknown, o.reason, msg)
 		set(agentsv1alpha1.ConditionReconciling, metav1.ConditionTrue, o.reason, msg)

@@ -50,6 +50,12 @@ func TestComputeConditions(t *testing.T) {
 				agentsv1alpha1.ConditionReady:       {metav1.ConditionUnknown, agentsv1alpha1.ReasonProgressing},
 				agentsv1alpha1.ConditionReconciling: {metav1.ConditionTrue, agentsv1alpha1.ReasonProgressing},
 			}},
+		{"a reconcile that learnt nothing (a kube-apiserver error) leaves the conditions", synced,
+			outcome{},
+			map[string]want{
+				agentsv1alpha1.ConditionReady:  {metav1.ConditionTrue, agentsv1alpha1.ReasonSynced},
+				agentsv1alpha1.ConditionSynced: {metav1.ConditionTrue, agentsv1alpha1.ReasonSynced},
+			}},
 		{"synced drops Reconciling and Stalled",
 			[]metav1.Condition{
 				{Type: agentsv1alpha1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: "x"},
