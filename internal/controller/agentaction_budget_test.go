@@ -153,8 +153,18 @@ func TestPublish_notReadySurfaced(t *testing.T) {
 	f.g.Eventually(func() string { return f.publishReason("a") }, timeout, interval).Should(Equal(agentsv1alpha1.ReasonAgentNotReady))
 	f.g.Expect(f.condition("a", agentsv1alpha1.ConditionAgentPublished).Message).To(ContainSubstring("422"))
 	f.g.Expect(f.condition("a", agentsv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue), "the action itself is in step")
-	// Retried only when something changes, or slowly: not in a loop.
+	f.g.Eventually(func() []string { return f.eventNotes() }, timeout, interval).Should(
+		ContainElement(And(HavePrefix(agentsv1alpha1.ReasonAgentNotReady+": "), ContainSubstring("422"))), "a Warning Event says why")
+	// Retried only when something changes, or slowly: not in a loop, and
+	// the Event is not repeated.
 	f.consistently(func(g Gomega) { g.Expect(f.sim.Count(apisim.RoutePublish)).To(Equal(1)) }, 3*time.Second)
+	notReady := 0
+	for _, r := range f.events("a") {
+		if r == agentsv1alpha1.ReasonAgentNotReady {
+			notReady++
+		}
+	}
+	f.g.Expect(notReady).To(Equal(1), "one Event for the refusal")
 
 	// Once the agent is ready, the next change publishes it.
 	f.sim.SetAgentReady(f.agent, true)

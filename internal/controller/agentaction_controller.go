@@ -189,8 +189,10 @@ func (r *AgentActionReconciler) patchStatus(ctx context.Context, s *agentActionS
 }
 
 // emitTransition records an Event when the Ready condition changed reason or
-// status; retries that end where they started emit nothing.
+// status, and when the agent's publish was refused; retries that end where
+// they started emit nothing.
 func (r *AgentActionReconciler) emitTransition(before, after *AgentAction) {
+	r.emitPublishRefusal(before, after)
 	oldReady := findCondition(before.Status.Conditions, agentsv1alpha1.ConditionReady)
 	newReady := findCondition(after.Status.Conditions, agentsv1alpha1.ConditionReady)
 	if newReady == nil || newReady.Status == metav1.ConditionUnknown {
@@ -208,6 +210,19 @@ func (r *AgentActionReconciler) emitTransition(before, after *AgentAction) {
 		eventType = corev1.EventTypeNormal
 	}
 	r.Recorder.Eventf(after, nil, eventType, newReady.Reason, "Reconcile", "%s", newReady.Message)
+}
+
+// emitPublishRefusal records a Warning Event when the agent's publish was
+// refused (AgentNotReady) or found no agent (AgentNotFound).
+func (r *AgentActionReconciler) emitPublishRefusal(before, after *AgentAction) {
+	c := findCondition(after.Status.Conditions, agentsv1alpha1.ConditionAgentPublished)
+	if c == nil || (c.Reason != agentsv1alpha1.ReasonAgentNotReady && c.Reason != agentsv1alpha1.ReasonAgentNotFound) {
+		return
+	}
+	if old := findCondition(before.Status.Conditions, agentsv1alpha1.ConditionAgentPublished); old != nil && old.Reason == c.Reason {
+		return
+	}
+	r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, c.Reason, "Publish", "%s", c.Message)
 }
 
 func (r *AgentActionReconciler) now() time.Time {
