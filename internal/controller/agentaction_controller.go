@@ -93,7 +93,8 @@ type agentActionScope struct {
 	upToDate bool
 	// drift says why a drift check found the remote action different.
 	drift string
-	// isNew: this reconcile added the finalizer; no status was written yet.
+	// isNew: no request for this resource has left yet (it has no
+	// finalizer), so no status was written by a push.
 	isNew bool
 
 	// outcome decides the conditions written at the end of the reconcile.
@@ -136,11 +137,11 @@ func (r *AgentActionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return r.reconcileNormal(ctx, s)
 }
 
-// ensureFinalizer adds the finalizer right before the first remote call, so
-// a finalizer on a resource without status.id means a push may have reached
-// the API (see reconcileDelete). The first reconcile always ends with a
-// status write; pushAction writes Ready=Unknown before the call if the call
-// has to wait.
+// ensureFinalizer adds the finalizer right before the first request of a
+// push leaves (pushAction runs it from the client), so a finalizer on a
+// resource without status.id means a push may have reached the API (see
+// reconcileDelete). The first reconcile always ends with a status write;
+// pushAction writes Ready=Unknown before the call if the call has to wait.
 func (r *AgentActionReconciler) ensureFinalizer(ctx context.Context, s *agentActionScope) error {
 	if controllerutil.ContainsFinalizer(s.action, agentsv1alpha1.AgentActionFinalizer) {
 		return nil
@@ -151,7 +152,6 @@ func (r *AgentActionReconciler) ensureFinalizer(ctx context.Context, s *agentAct
 		return err
 	}
 	s.base.ObjectMeta = *s.action.ObjectMeta.DeepCopy()
-	s.isNew = true
 	return nil
 }
 

@@ -18,6 +18,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	agentsv1alpha1 "github.com/talkover/talkover-operator/api/v1alpha1"
@@ -180,17 +182,25 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 		return ctrl.Result{}, nil
 	}
 	a := s.action
-	if err := r.ensureFinalizer(ctx, s); err != nil {
-		return ctrl.Result{}, err
-	}
+	s.isNew = !controllerutil.ContainsFinalizer(a, agentsv1alpha1.AgentActionFinalizer)
 	if err := r.writeProgressing(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := r.beginChange(ctx, s); err != nil {
 		return r.apiError(ctx, s, err)
 	}
-	remote, err := s.api.UpsertAction(talkover.WithPriority(ctx, pushPriority(a)), a.Spec.AgentID, s.request)
+	// The finalizer goes on right before the request leaves, once the rate
+	// limiter and the circuit breaker let it go: a resource whose requests
+	// never left has none, and its deletion needs no call.
+	callCtx := talkover.WithBeforeSend(talkover.WithPriority(ctx, pushPriority(a)), func(ctx context.Context) error {
+		return r.ensureFinalizer(ctx, s)
+	})
+	remote, err := s.api.UpsertAction(callCtx, a.Spec.AgentID, s.request)
 	r.Publisher.EndChange(s.agent)
+	var notSent *talkover.BeforeSendError
+	if errors.As(err, &notSent) {
+		return ctrl.Result{}, notSent.Err
+	}
 	if err != nil {
 		return r.apiError(ctx, s, err)
 	}

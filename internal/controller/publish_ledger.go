@@ -19,9 +19,11 @@ package controller
 import (
 	"context"
 	"slices"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -104,10 +106,15 @@ func (l *statusLedger) Remove(ctx context.Context, env types.NamespacedName, age
 	})
 }
 
+// ledgerBackoff spaces the retries of a ledger write that met a conflict
+// (under 2 s in all): the Publisher serialises its own writes to one
+// environment, so conflicts come only from other writers of its status.
+var ledgerBackoff = wait.Backoff{Steps: 10, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 0.5}
+
 // update changes status.pendingPublishes of an environment, with an
 // optimistic lock: a conflict reads the environment again.
 func (l *statusLedger) update(ctx context.Context, env types.NamespacedName, change func([]string) []string) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	return retry.RetryOnConflict(ledgerBackoff, func() error {
 		obj, status := ledgerObject(env)
 		if err := l.Reader.Get(ctx, env, obj); err != nil {
 			if apierrors.IsNotFound(err) {

@@ -93,8 +93,9 @@ func (b *Breaker) record(probe bool, err error) {
 	if probe {
 		b.probing = false
 	}
+	var notSent *BeforeSendError
 	switch {
-	case err != nil && errors.Is(err, context.Canceled):
+	case err != nil && (errors.Is(err, context.Canceled) || errors.As(err, &notSent)):
 		return
 	case err == nil || !IsRetryable(err) || IsRateLimited(err):
 		b.failures, b.open, b.openUntil = 0, 0, time.Time{}

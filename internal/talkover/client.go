@@ -372,6 +372,19 @@ type response struct {
 	tooLarge bool
 }
 
+// beforeSendKey is the context key of the function WithBeforeSend sets.
+type beforeSendKey struct{}
+
+// WithBeforeSend returns a context whose requests call fn right before they
+// are sent, once the circuit breaker and the rate limiter let them go. When
+// fn fails, the request is not sent and the call returns a
+// *BeforeSendError. A caller can thus record that a request is about to
+// leave (the operator adds its finalizer), and never for a request that did
+// not.
+func WithBeforeSend(ctx context.Context, fn func(context.Context) error) context.Context {
+	return context.WithValue(ctx, beforeSendKey{}, fn)
+}
+
 // send waits for the limiter, sends r and reads the answer. Non-2xx
 // answers are returned as *APIError.
 func (c *Client) send(ctx context.Context, r request) (*response, error) {
@@ -385,6 +398,11 @@ func (c *Client) send(ctx context.Context, r request) (*response, error) {
 	req, err := c.newRequest(ctx, r, payload)
 	if err != nil {
 		return nil, err
+	}
+	if fn, ok := ctx.Value(beforeSendKey{}).(func(context.Context) error); ok {
+		if err := fn(ctx); err != nil {
+			return nil, &BeforeSendError{Op: r.op, Err: err}
+		}
 	}
 	start := time.Now()
 	httpResp, err := c.httpClient.Do(req)

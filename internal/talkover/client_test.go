@@ -783,3 +783,40 @@ func TestClient_WaitsForTheLimiter(t *testing.T) {
 		t.Errorf("%d requests after the cancelled one", n)
 	}
 }
+
+// WithBeforeSend runs its function only for a request that is about to
+// leave; when the function fails, nothing is sent and the circuit breaker
+// does not count it.
+func TestClient_BeforeSend(t *testing.T) {
+	ts := newTestServer(t, reply(503, `{"message":"down"}`))
+	breaker := NewBreaker(nil)
+	c := newTestClient(t, ts, func(cfg *Config) { cfg.Breaker = breaker })
+	calls := 0
+	hook := func(context.Context) error { calls++; return nil }
+	ctx := WithBeforeSend(context.Background(), hook)
+
+	// A refused hook: no request, no breaker failure.
+	refuse := WithBeforeSend(context.Background(), func(context.Context) error { return errors.New("conflict") })
+	for range DefaultBreakerThreshold + 1 {
+		_, err := c.UpsertAction(refuse, testAgentID, docActionRequest1())
+		var notSent *BeforeSendError
+		if !errors.As(err, &notSent) || notSent.Err.Error() != "conflict" {
+			t.Fatalf("UpsertAction with a failing hook = %v, want a *BeforeSendError", err)
+		}
+	}
+	if n := len(ts.recorded()); n != 0 || breaker.Open() {
+		t.Fatalf("a failing hook sent %d requests, breaker open %v; want none and closed", n, breaker.Open())
+	}
+
+	// Sent requests run the hook once each; once the breaker opens, calls
+	// are refused before the hook.
+	for range DefaultBreakerThreshold + 2 {
+		_, _ = c.UpsertAction(ctx, testAgentID, docActionRequest1())
+	}
+	if !breaker.Open() {
+		t.Fatal("the breaker did not open after repeated 503s")
+	}
+	if sent := len(ts.recorded()); calls != sent || sent != DefaultBreakerThreshold {
+		t.Errorf("hook ran %d times for %d sent requests; want one per request, %d requests", calls, sent, DefaultBreakerThreshold)
+	}
+}

@@ -466,3 +466,16 @@ func sanitize(s string, limit int) string {
 	}
 	return s[:cut] + ellipsis
 }
+
+// BeforeSendError is the error of the function set with WithBeforeSend: the
+// request was not sent. It says nothing about the API, and the circuit
+// breaker does not count it.
+type BeforeSendError struct {
+	Op  string
+	Err error
+}
+
+func (e *BeforeSendError) Error() string { return e.Op + ": before sending: " + e.Err.Error() }
+
+// Unwrap returns the function's error.
+func (e *BeforeSendError) Unwrap() error { return e.Err }
