@@ -37,7 +37,8 @@ const defaultRateLimitWait = 10 * time.Second
 
 // apiError turns an error of the Talkover client into an outcome, by class:
 // terminal answers stall the resource (no retry loop), a 429 waits for
-// Retry-After, anything else is returned for exponential backoff.
+// Retry-After (with jitter), anything else is returned for exponential
+// backoff.
 func (r *AgentActionReconciler) apiError(ctx context.Context, s *agentActionScope, err error) (ctrl.Result, error) {
 	if errors.Is(err, context.Canceled) {
 		return ctrl.Result{}, err
@@ -57,7 +58,10 @@ func (r *AgentActionReconciler) apiError(ctx context.Context, s *agentActionScop
 		}
 		s.outcome = outcome{kind: outcomeRetrying, reason: agentsv1alpha1.ReasonRateLimited,
 			message: fmt.Sprintf("The Talkover API is rate limiting this environment; retrying in %s.", wait.Round(time.Second))}
-		return ctrl.Result{RequeueAfter: wait}, nil
+		// The server said when to come back, and the environment's whole
+		// budget pauses until then; jitter spreads the resources that were
+		// refused together.
+		return ctrl.Result{RequeueAfter: wait + time.Duration(rand.Float64()*0.2*float64(wait))}, nil //nolint:gosec // jitter
 	}
 	s.outcome = outcome{kind: outcomeRetrying, reason: agentsv1alpha1.ReasonAPIUnavailable,
 		message: "The Talkover API call failed and will be retried with backoff: " + err.Error()}
