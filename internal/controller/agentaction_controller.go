@@ -106,8 +106,8 @@ type agentActionScope struct {
 // AgentAction is a local alias that keeps signatures short.
 type AgentAction = agentsv1alpha1.AgentAction
 
-// +kubebuilder:rbac:groups=agents.talkover.ai,resources=agentactions,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=agents.talkover.ai,resources=agentactions/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=agents.talkover.ai,resources=agentactions,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=agents.talkover.ai,resources=agentactions/status,verbs=patch
 // +kubebuilder:rbac:groups=agents.talkover.ai,resources=agentactions/finalizers,verbs=update
 // +kubebuilder:rbac:groups=agents.talkover.ai,resources=environments,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch

@@ -65,9 +65,9 @@ func NewEnvironmentReconciler(c client.Client, apiReader client.Reader, clusterN
 }
 
 // +kubebuilder:rbac:groups=agents.talkover.ai,resources=environments,verbs=get;list;watch
-// +kubebuilder:rbac:groups=agents.talkover.ai,resources=environments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=agents.talkover.ai,resources=environments/status,verbs=patch
 // +kubebuilder:rbac:groups=agents.talkover.ai,resources=clusterenvironments,verbs=get;list;watch
-// +kubebuilder:rbac:groups=agents.talkover.ai,resources=clusterenvironments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=agents.talkover.ai,resources=clusterenvironments/status,verbs=patch
 
 // Reconcile computes an Environment's conditions.
 func (r *EnvironmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -52,8 +52,8 @@ type statusLedger struct {
 	Reader client.Reader
 }
 
-// +kubebuilder:rbac:groups=agents.talkover.ai,resources=environments/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=agents.talkover.ai,resources=clusterenvironments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=agents.talkover.ai,resources=environments/status,verbs=patch
+// +kubebuilder:rbac:groups=agents.talkover.ai,resources=clusterenvironments/status,verbs=patch
 
 // NewStatusLedger returns the Ledger kept in the environments' status.
 func NewStatusLedger(c client.Client, reader client.Reader) Ledger {
