@@ -150,7 +150,7 @@ envtest-assets: $(ENVTEST_ASSETS)/kube-apiserver $(ENVTEST_ASSETS)/etcd $(ENVTES
 $(ENVTEST_ASSETS)/%: hack/localcp/go.mod hack/localcp/go.sum hack/localcp/%/main.go
 	@mkdir -p $(ENVTEST_ASSETS)
 	@echo "Building $* v$(K8S_VERSION) from the Go module proxy (the first build of kube-apiserver takes several minutes)..."
-	cd hack/localcp && go build -trimpath -ldflags "$(K8S_LDFLAGS)" -o $@.tmp ./$* && mv $@.tmp $@
+	cd hack/localcp && go build -v -trimpath -ldflags "$(K8S_LDFLAGS)" -o $@.tmp ./$* 2>&1 | awk '/ / { print; next } { n++; if (n % 100 == 0) { printf "  ... %d packages compiled\n", n; fflush() } }' && mv $@.tmp $@
 
 ##@ Dependencies
 

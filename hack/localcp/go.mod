@@ -2,6 +2,10 @@ module github.com/talkover/talkover-operator/hack/localcp
 
 go 1.26.0
 
+// etcd is v3.7.0, not the v3.6.8 the foundation issue names: k8s.io/kubernetes
+// v1.37.2 requires go.etcd.io/etcd/server/v3 v3.7.0, so minimal version
+// selection picks it in this module. It is the etcd kube-apiserver 1.37 is
+// built and tested against.
 require (
 	go.etcd.io/etcd/server/v3 v3.7.0
 	k8s.io/component-base v0.37.2
