@@ -209,6 +209,30 @@ func TestClient_SendsHeadersAndPaths(t *testing.T) {
 	}
 }
 
+// The issue requires that the three example requests of the API docs, sent
+// through the client, produce exactly the documented JSON bodies: each is
+// sent with UpsertAction and the body the server received is compared with
+// the documented one.
+func TestClient_UpsertActionSendsDocExamples(t *testing.T) {
+	for _, ex := range docExamples() {
+		t.Run(ex.name, func(t *testing.T) {
+			ts := newTestServer(t, reply(200, docSuccessResponse))
+			c := newTestClient(t, ts)
+			if _, err := c.UpsertAction(context.Background(), testAgentID, ex.req); err != nil {
+				t.Fatalf("UpsertAction: %v", err)
+			}
+			got := ts.recorded()
+			if len(got) != 1 {
+				t.Fatalf("%d requests, want 1", len(got))
+			}
+			checkRequest(t, got[0], http.MethodPost, "/api/v1/agents/"+testAgentID+"/actions", true)
+			if diff := jsonDiff(t, got[0].Body, []byte(ex.want)); diff != "" {
+				t.Errorf("the body the server received differs from the documented example:\n%s\nreceived: %s", diff, got[0].Body)
+			}
+		})
+	}
+}
+
 // checkRequest asserts method, path and headers of one recorded request,
 // and that the token appears only in the Authorization header.
 func checkRequest(t *testing.T, r recorded, method, rawPath string, hasBody bool) {

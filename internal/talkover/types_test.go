@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -152,51 +153,152 @@ func docActionRequest1() ActionRequest {
 	}
 }
 
-func TestActionRequest_MarshalsDocExamples(t *testing.T) {
-	tests := map[string]struct {
-		req  ActionRequest
-		want string
-	}{
-		"request 1: webhook action": {req: docActionRequest1(), want: docRequest1},
-		"request 2: transfer action": {
-			req: ActionRequest{
-				NodeID:      "action-node-789",
-				Name:        "Transfer Call",
-				Description: "Transfer the call to a human agent",
-				Type:        ActionTypeTransfer,
-				Inputs: []Input{{
-					Name: "transfer_to", Type: "string", Required: ptr(true),
-					Description: "Transfer to", Value: json.RawMessage(`"+1234567890"`),
-				}},
-				TransferTo:    "+1234567890",
-				CurrentStatus: ActionStatusActive,
-			},
-			want: docRequest2,
-		},
-		"request 3: hold action": {
-			req: ActionRequest{
-				NodeID:      "action-node-101",
-				Name:        "Put Call on Hold",
-				Description: "Put the current call on hold for a specified duration",
-				Type:        ActionTypeHold,
-				Inputs: []Input{{
-					Name: "hold_duration", Type: "integer", Required: ptr(true),
-					Description: "Hold duration in seconds", Value: json.RawMessage(`30`),
-				}},
-				HoldDuration:  ptr(int64(30)),
-				CurrentStatus: ActionStatusActive,
-			},
-			want: docRequest3,
-		},
+func docActionRequest2() ActionRequest {
+	return ActionRequest{
+		NodeID:      "action-node-789",
+		Name:        "Transfer Call",
+		Description: "Transfer the call to a human agent",
+		Type:        ActionTypeTransfer,
+		Inputs: []Input{{
+			Name: "transfer_to", Type: "string", Required: ptr(true),
+			Description: "Transfer to", Value: json.RawMessage(`"+1234567890"`),
+		}},
+		TransferTo:    "+1234567890",
+		CurrentStatus: ActionStatusActive,
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			got, err := json.Marshal(tc.req)
+}
+
+func docActionRequest3() ActionRequest {
+	return ActionRequest{
+		NodeID:      "action-node-101",
+		Name:        "Put Call on Hold",
+		Description: "Put the current call on hold for a specified duration",
+		Type:        ActionTypeHold,
+		Inputs: []Input{{
+			Name: "hold_duration", Type: "integer", Required: ptr(true),
+			Description: "Hold duration in seconds", Value: json.RawMessage(`30`),
+		}},
+		HoldDuration:  ptr(int64(30)),
+		CurrentStatus: ActionStatusActive,
+	}
+}
+
+// docExample is one example request of create-update-action.md: the
+// ActionRequest that expresses it and its documented JSON body.
+type docExample struct {
+	name string
+	req  ActionRequest
+	want string
+}
+
+func docExamples() []docExample {
+	return []docExample{
+		{name: "request 1: webhook action", req: docActionRequest1(), want: docRequest1},
+		{name: "request 2: transfer action", req: docActionRequest2(), want: docRequest2},
+		{name: "request 3: hold action", req: docActionRequest3(), want: docRequest3},
+	}
+}
+
+// jsonDiff compares two JSON documents semantically (both are decoded into
+// any) and returns one line per difference, each naming its path; "" means
+// equal.
+func jsonDiff(t *testing.T, got, want []byte) string {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("unmarshal %s: %v", got, err)
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatalf("unmarshal %s: %v", want, err)
+	}
+	var diffs []string
+	diffJSON("$", g, w, &diffs)
+	return strings.Join(diffs, "\n")
+}
+
+func diffJSON(path string, got, want any, diffs *[]string) {
+	switch w := want.(type) {
+	case map[string]any:
+		if g, ok := got.(map[string]any); ok {
+			diffJSONObjects(path, g, w, diffs)
+			return
+		}
+	case []any:
+		if g, ok := got.([]any); ok {
+			if len(g) != len(w) {
+				*diffs = append(*diffs, fmt.Sprintf("%s: got %d elements, want %d", path, len(g), len(w)))
+			}
+			for i := range min(len(g), len(w)) {
+				diffJSON(fmt.Sprintf("%s[%d]", path, i), g[i], w[i], diffs)
+			}
+			return
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		*diffs = append(*diffs, fmt.Sprintf("%s: got %s, want %s", path, compactJSON(got), compactJSON(want)))
+	}
+}
+
+func diffJSONObjects(path string, got, want map[string]any, diffs *[]string) {
+	keys := make([]string, 0, len(got)+len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		g, inGot := got[k]
+		w, inWant := want[k]
+		switch {
+		case !inGot:
+			*diffs = append(*diffs, fmt.Sprintf("%s.%s: missing, want %s", path, k, compactJSON(w)))
+		case !inWant:
+			*diffs = append(*diffs, fmt.Sprintf("%s.%s: got %s, want no such field", path, k, compactJSON(g)))
+		default:
+			diffJSON(path+"."+k, g, w, diffs)
+		}
+	}
+}
+
+func compactJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%#v", v)
+	}
+	return string(b)
+}
+
+func TestJSONDiff(t *testing.T) {
+	if diff := jsonDiff(t, []byte(`{"b":[1,{"c":"x"}],"a":30}`), []byte(` {"a":30.0, "b":[1, {"c":"x"}]}`)); diff != "" {
+		t.Errorf("equal documents (key order, spacing, 30 vs 30.0) differ:\n%s", diff)
+	}
+	got := `{"name":"n","inputs":[{"value":"30"}],"url":"u","type":null}`
+	want := `{"name":"n","inputs":[{"value":30},{"name":"x"}],"hold_duration":30,"type":"hold"}`
+	wantDiff := strings.Join([]string{
+		"$.hold_duration: missing, want 30",
+		"$.inputs: got 1 elements, want 2",
+		`$.inputs[0].value: got "30", want 30`,
+		`$.type: got null, want "hold"`,
+		`$.url: got "u", want no such field`,
+	}, "\n")
+	if diff := jsonDiff(t, []byte(got), []byte(want)); diff != wantDiff {
+		t.Errorf("jsonDiff =\n%s\nwant\n%s", diff, wantDiff)
+	}
+}
+
+func TestActionRequest_MarshalsDocExamples(t *testing.T) {
+	for _, ex := range docExamples() {
+		t.Run(ex.name, func(t *testing.T) {
+			got, err := json.Marshal(ex.req)
 			if err != nil {
 				t.Fatalf("Marshal: %v", err)
 			}
-			if !jsonEqual(t, got, []byte(tc.want)) {
-				t.Errorf("body differs from the documented example:\n got: %s\nwant: %s", got, tc.want)
+			if diff := jsonDiff(t, got, []byte(ex.want)); diff != "" {
+				t.Errorf("body differs from the documented example:\n%s\n got: %s", diff, got)
 			}
 		})
 	}
