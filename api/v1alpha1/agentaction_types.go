@@ -166,11 +166,12 @@ type HeaderValueSource struct {
 // +kubebuilder:validation:XValidation:rule="has(self.value) != has(self.valueFrom)",message="set exactly one of value or valueFrom"
 type CustomHeader struct {
 	// key is the header name, for example "X-Api-Key". It must be a valid
-	// HTTP header name (letters, digits and !#$%&'*+.^_|~-).
+	// HTTP header name: letters, digits and !#$%&'*+-.^_`|~, with no spaces
+	// or colons.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
-	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`
+	// +kubebuilder:validation:XValidation:rule="self.matches(\"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$\")",message="customHeaders key must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~, no spaces or colons)"
 	Key string `json:"key"`
 
 	// value is the header value in clear text. Use valueFrom for anything
@@ -298,11 +299,13 @@ type AgentActionSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	HoldDuration *int32 `json:"holdDuration,omitempty"`
 
-	// transferTo is the phone number, in E.164 format (for example
-	// +14155550123), that a transfer action transfers the call to. Required
-	// when type is transfer.
+	// transferTo is the phone number a transfer action transfers the call
+	// to, in E.164 format: a plus sign, the country code and the number,
+	// with no spaces or dashes, for example +14155550100. Required when type
+	// is transfer.
 	// +optional
-	// +kubebuilder:validation:Pattern=`^\+[1-9][0-9]{1,14}$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[+][1-9][0-9]{1,14}$')",message="transferTo must be an E.164 phone number such as +14155550100"
 	TransferTo string `json:"transferTo,omitempty"`
 
 	// currentStatus says whether the agent may use the action: active (the

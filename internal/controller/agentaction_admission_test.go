@@ -73,10 +73,21 @@ func TestAdmission(t *testing.T) {
 		{"transferTo not E.164", func(a *agentsv1alpha1.AgentAction) {
 			a.Spec.Type = agentsv1alpha1.ActionTypeTransfer
 			a.Spec.TransferTo = "555-1234"
-		}, "spec.transferTo"},
+		}, "transferTo must be an E.164 phone number such as +14155550100"},
+		{"transferTo without country code", func(a *agentsv1alpha1.AgentAction) {
+			a.Spec.Type = agentsv1alpha1.ActionTypeTransfer
+			a.Spec.TransferTo = "+04155550100"
+		}, "transferTo must be an E.164 phone number such as +14155550100"},
+		{"transferTo too long", func(a *agentsv1alpha1.AgentAction) {
+			a.Spec.Type = agentsv1alpha1.ActionTypeTransfer
+			a.Spec.TransferTo = "+1415555010012345"
+		}, "transferTo must be an E.164 phone number such as +14155550100"},
 		{"header name not a token", func(a *agentsv1alpha1.AgentAction) {
 			a.Spec.CustomHeaders = []agentsv1alpha1.CustomHeader{{Key: "Bad Header:", Value: ptrTo("v")}}
-		}, "spec.customHeaders[0].key"},
+		}, "customHeaders key must be a valid HTTP header name"},
+		{"header name with a colon", func(a *agentsv1alpha1.AgentAction) {
+			a.Spec.CustomHeaders = []agentsv1alpha1.CustomHeader{{Key: "X-Key", Value: ptrTo("v")}, {Key: "X:Key", Value: ptrTo("v")}}
+		}, `spec.customHeaders[1].key: Invalid value: "X:Key": customHeaders key must be a valid HTTP header name`},
 		{"header with value and valueFrom", func(a *agentsv1alpha1.AgentAction) {
 			a.Spec.CustomHeaders = []agentsv1alpha1.CustomHeader{{Key: "X-Key", Value: ptrTo("v"),
 				ValueFrom: &agentsv1alpha1.HeaderValueSource{SecretKeyRef: agentsv1alpha1.SecretKeySelector{Name: "s", Key: "k"}}}}
@@ -105,10 +116,30 @@ func TestAdmission(t *testing.T) {
 		a := valid()
 		a.Annotations = map[string]string{agentsv1alpha1.PausedAnnotation: "true"}
 		g.Expect(k8sClient.Create(ctx, a)).To(Succeed())
-		patch := []byte(`{"spec":{"nodeId":"node-2"}}`)
-		err := k8sClient.Patch(ctx, a, client.RawPatch(types.MergePatchType, patch))
-		g.Expect(err).To(HaveOccurred())
-		g.Expect(err.Error()).To(ContainSubstring("nodeId is immutable: create a new AgentAction"))
+		for patch, message := range map[string]string{
+			`{"spec":{"nodeId":"node-2"}}`:   "nodeId is immutable: create a new AgentAction for another node",
+			`{"spec":{"agentId":"agent-2"}}`: "agentId is immutable: create a new AgentAction for another agent",
+		} {
+			err := k8sClient.Patch(ctx, a, client.RawPatch(types.MergePatchType, []byte(patch)))
+			g.Expect(err).To(MatchError(ContainSubstring(message)), patch)
+		}
+	})
+
+	t.Run("valid header names and transfer numbers are accepted", func(t *testing.T) {
+		g := NewWithT(t)
+		a := valid()
+		a.Annotations = map[string]string{agentsv1alpha1.PausedAnnotation: "true"}
+		a.Spec.CustomHeaders = []agentsv1alpha1.CustomHeader{
+			{Key: "X-Api-Key", Value: ptrTo("v")},
+			{Key: "!#$%&'*+-.^_`|~09azAZ", Value: ptrTo("v")},
+		}
+		g.Expect(k8sClient.Create(ctx, a)).To(Succeed())
+		for _, number := range []string{"+12", "+14155550100", "+999999999999999"} {
+			tr := valid()
+			tr.Annotations = map[string]string{agentsv1alpha1.PausedAnnotation: "true"}
+			tr.Spec.Type, tr.Spec.URL, tr.Spec.TransferTo = agentsv1alpha1.ActionTypeTransfer, "", number
+			g.Expect(k8sClient.Create(ctx, tr)).To(Succeed(), number)
+		}
 	})
 
 	t.Run("environment apiURL must be https except loopback and in-cluster", func(t *testing.T) {
