@@ -188,13 +188,25 @@ func (s *Server) sleep(d time.Duration) {
 	}
 }
 
-// injectedError returns the answer of an injected error status.
+// injectedError returns the answer of an injected error status. An
+// injected 422 stands for a check only the API can make (an integration ID
+// that does not exist in the environment), with Laravel's field errors.
 func injectedError(code int) reply {
-	if code == http.StatusInternalServerError {
+	switch code {
+	case http.StatusInternalServerError:
 		return failure(code, "Internal server error.")
+	case http.StatusUnprocessableEntity:
+		return reply{status: code, body: envelope{Message: "The given data was invalid.",
+			Errors: map[string][]string{InjectedFieldError: {InjectedFieldMessage}}}}
 	}
 	return failure(code, http.StatusText(code))
 }
+
+// The field error of an injected 422.
+const (
+	InjectedFieldError   = "integration.id"
+	InjectedFieldMessage = "The selected integration.id is invalid."
+)
 
 // resetConn closes the connection without an answer, with SO_LINGER 0 so
 // the client sees a reset. Where the connection cannot be hijacked (HTTP/2)

@@ -106,6 +106,7 @@ func TestAgentActionReconciler_orphan(t *testing.T) {
 	}, timeout, interval).Should(BeTrue())
 	f.g.Expect(f.sim.Actions(f.agent)).To(HaveLen(1))
 	f.g.Expect(f.sim.Count(apisim.RouteDelete)).To(Equal(0))
+	f.g.Expect(f.events("keep")).NotTo(ContainElement("Deleted"), "nothing was deleted")
 }
 
 func TestAgentActionReconciler_missingDependencies(t *testing.T) {
@@ -165,6 +166,7 @@ func TestAgentActionReconciler_headerRotation(t *testing.T) {
 		return ""
 	}, timeout, interval).Should(Equal(secretHeaderV2))
 	f.consistently(func(g Gomega) { g.Expect(f.sim.Count(apisim.RouteUpsert)).To(Equal(2)) }, 2*time.Second)
+	f.g.Expect(f.events("rotate")).To(Equal([]string{"Updated"}), "the rotation is one update")
 	st := f.get("rotate").Status
 	f.g.Expect(st.AppliedHash).NotTo(ContainSubstring(secretHeaderV2))
 }
@@ -229,6 +231,10 @@ func TestAgentActionReconciler_rateLimitedRetryAfter(t *testing.T) {
 	reqs := f.sim.Requests()
 	f.g.Expect(reqs).To(HaveLen(2))
 	f.g.Expect(reqs[1].Time.Sub(reqs[0].Time)).To(BeNumerically(">=", 1900*time.Millisecond), "Retry-After is honoured")
+	// One Warning for the 429, and the remote action created after it.
+	f.g.Eventually(func() []string { return f.events("limited") }, timeout, interval).Should(
+		ContainElements(agentsv1alpha1.ReasonRateLimited, "Created"))
+	f.g.Expect(countOf(f.events("limited"), agentsv1alpha1.ReasonRateLimited)).To(Equal(1))
 }
 
 func TestAgentActionReconciler_validationFailed(t *testing.T) {
@@ -237,9 +243,18 @@ func TestAgentActionReconciler_validationFailed(t *testing.T) {
 	f.create(f.webhook("invalid", "node-1"))
 	a := f.waitReason("invalid", agentsv1alpha1.ReasonValidationFailed)
 	f.g.Expect(f.condition("invalid", agentsv1alpha1.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
-	f.g.Expect(f.condition("invalid", agentsv1alpha1.ConditionReady).Message).To(ContainSubstring("422"))
+	// The message carries the API's field errors, so the user knows what
+	// to fix; a Warning Event says the same once.
+	fieldError := apisim.InjectedFieldError + ": " + apisim.InjectedFieldMessage
+	f.g.Expect(f.condition("invalid", agentsv1alpha1.ConditionReady).Message).To(And(ContainSubstring("422"), ContainSubstring(fieldError)))
+	f.g.Expect(f.condition("invalid", agentsv1alpha1.ConditionSynced).Message).To(ContainSubstring(fieldError))
 	f.g.Expect(a.Status.ID).To(BeEmpty())
+	f.g.Eventually(func() []string { return f.eventNotes() }, timeout, interval).Should(
+		ContainElement(And(HavePrefix(agentsv1alpha1.ReasonValidationFailed+": "), ContainSubstring(fieldError))))
+	// Stalled: no retry loop. The suite's --stalled-retry-interval is an
+	// hour, so the bound over any minute is this one call.
 	f.consistently(func(g Gomega) { g.Expect(f.sim.Count(apisim.RouteUpsert)).To(Equal(1)) }, 3*time.Second)
+	f.g.Expect(f.events("invalid")).To(HaveLen(1), "one Event, not one per retry")
 
 	// A spec change retries at once.
 	f.sim.ClearFaults()
@@ -256,6 +271,8 @@ func TestAgentActionReconciler_duplicateNodeID(t *testing.T) {
 	f.waitReason("second", agentsv1alpha1.ReasonDuplicateNodeID)
 	f.g.Expect(f.condition("second", agentsv1alpha1.ConditionReady).Message).To(ContainSubstring(`"first"`))
 	f.g.Expect(f.sim.Count(apisim.RouteUpsert)).To(Equal(1))
+	f.g.Eventually(func() []string { return f.events("second") }, timeout, interval).Should(
+		Equal([]string{agentsv1alpha1.ReasonDuplicateNodeID}), "a Warning says which AgentAction owns the node")
 
 	// Deleting the duplicate must not delete the owner's remote action.
 	f.g.Expect(k8sClient.Delete(f.ctx, f.get("second"))).To(Succeed())
@@ -264,6 +281,7 @@ func TestAgentActionReconciler_duplicateNodeID(t *testing.T) {
 	}, timeout, interval).Should(BeTrue())
 	f.g.Expect(f.sim.Actions(f.agent)).To(HaveLen(1))
 	f.g.Expect(f.sim.Count(apisim.RouteDelete)).To(Equal(0))
+	f.g.Expect(f.events("first")).To(BeEmpty(), "the owner saw no change")
 }
 
 func TestAgentActionReconciler_duplicateTakesOver(t *testing.T) {
@@ -296,6 +314,8 @@ func TestAgentActionReconciler_pause(t *testing.T) {
 	})
 	f.waitReason("paused", agentsv1alpha1.ReasonPaused)
 	f.consistently(func(g Gomega) { g.Expect(f.sim.Count(apisim.RouteUpsert)).To(Equal(1)) }, 2*time.Second)
+	// Each pause is an Event.
+	f.g.Expect(countOf(f.events("paused"), agentsv1alpha1.ReasonPaused)).To(Equal(2))
 }
 
 func TestAgentActionReconciler_twinReplaced(t *testing.T) {
