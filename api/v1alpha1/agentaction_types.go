@@ -105,6 +105,7 @@ type ActionInput struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="self.trim() != ''",message="inputs name must not be blank: the API treats a value of only spaces as missing"
 	Name string `json:"name"`
 
 	// type of the parameter's value, for example "string" or "integer".
@@ -205,6 +206,7 @@ type AgentActionSpec struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="self.trim() != ''",message="agentId must not be blank: the API treats a value of only spaces as missing"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="agentId is immutable: create a new AgentAction for another agent"
 	AgentID string `json:"agentId"`
 
@@ -214,6 +216,7 @@ type AgentActionSpec struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="self.trim() != ''",message="nodeId must not be blank: the API treats a value of only spaces as missing"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="nodeId is immutable: create a new AgentAction for another node"
 	NodeID string `json:"nodeId"`
 
@@ -221,12 +224,14 @@ type AgentActionSpec struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="self.trim() != ''",message="name must not be blank: the API treats a value of only spaces as missing"
 	Name string `json:"name"`
 
 	// description tells the agent what the action does and when to use it.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=65535
+	// +kubebuilder:validation:XValidation:rule="self.trim() != ''",message="description must not be blank: the API treats a value of only spaces as missing"
 	Description string `json:"description"`
 
 	// type of the action: webhook (calls url), transfer (transfers the call

@@ -98,6 +98,13 @@ func TestAdmission(t *testing.T) {
 		{"unknown type", func(a *agentsv1alpha1.AgentAction) { a.Spec.Type = "sms" }, `supported values: "webhook", "transfer", "hold", "external"`},
 		{"name too long", func(a *agentsv1alpha1.AgentAction) { a.Spec.Name = string(make([]byte, 256)) }, "spec.name"},
 		{"empty agentId", func(a *agentsv1alpha1.AgentAction) { a.Spec.AgentID = "" }, "spec.agentId"},
+		{"blank agentId", func(a *agentsv1alpha1.AgentAction) { a.Spec.AgentID = "  " }, "agentId must not be blank"},
+		{"blank nodeId", func(a *agentsv1alpha1.AgentAction) { a.Spec.NodeID = " " }, "nodeId must not be blank"},
+		{"blank name", func(a *agentsv1alpha1.AgentAction) { a.Spec.Name = " \t" }, "name must not be blank: the API treats a value of only spaces as missing"},
+		{"blank description", func(a *agentsv1alpha1.AgentAction) { a.Spec.Description = "\n " }, "description must not be blank"},
+		{"blank input name", func(a *agentsv1alpha1.AgentAction) {
+			a.Spec.Inputs = []agentsv1alpha1.ActionInput{{Name: "  ", Type: "string"}}
+		}, "inputs name must not be blank"},
 		{"unknown deletionPolicy", func(a *agentsv1alpha1.AgentAction) { a.Spec.DeletionPolicy = "Keep" }, `supported values: "Delete", "Orphan"`},
 	}
 	for _, tt := range tests {
