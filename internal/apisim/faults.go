@@ -318,6 +318,8 @@ func (m HostileMode) transform(rep reply) reply {
 		return rawReply(http.StatusOK, jsonContentType, `{"success":false}`)
 	case hostileMissingID:
 		return withoutIDs(rep)
+	case hostileNone, hostileRedirect:
+		// Nothing to change: a redirect is answered before the handler runs.
 	}
 	return rep
 }

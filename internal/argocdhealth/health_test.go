@@ -25,7 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,7 +118,7 @@ func findHealthChecks(t *testing.T) []healthCheck {
 	if len(checks) == 0 {
 		t.Fatalf("found no health.lua under %s", argocdDir)
 	}
-	sort.Slice(checks, func(i, j int) bool { return checks[i].configMapKey() < checks[j].configMapKey() })
+	slices.SortFunc(checks, func(a, b healthCheck) int { return strings.Compare(a.configMapKey(), b.configMapKey()) })
 	return checks
 }
 

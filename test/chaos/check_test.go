@@ -22,7 +22,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -298,7 +297,7 @@ func (w *world) report(m *model, chaos, converge time.Duration) {
 	for f, n := range total.byFault {
 		faults = append(faults, fmt.Sprintf("%s %d", f, n))
 	}
-	sort.Strings(faults)
+	slices.Sort(faults)
 	fmt.Fprintf(&b, "injected failures by kind: %s\n", strings.Join(faults, ", "))
 	up := get(apisim.RouteUpsert)
 	fmt.Fprintf(&b, "successful POSTs %d: %+d vs creates + updates (%d), %+d vs the minimum given the timing (%d)\n",

@@ -72,6 +72,8 @@ func (it *item) spec() agentsv1alpha1.AgentActionSpec {
 	case agentsv1alpha1.ActionTypeHold:
 		d := int32(10 + it.rev)
 		s.HoldDuration = &d
+	case agentsv1alpha1.ActionTypeExternal:
+		// No type-specific field.
 	}
 	return s
 }
