@@ -120,8 +120,22 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "starting the manager:", err)
 		os.Exit(1)
 	}
+	// The secrets check watches the whole run and concludes after it,
+	// whatever the order or the subset of the tests (zz_secrets_test.go).
+	leaks, err := startLeakWatch()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the secrets scan:", err)
+		stopManager()
+		_ = testEnv.Stop()
+		os.Exit(1)
+	}
 	code := m.Run()
 	stopManager()
+	passed, report := leaks.conclude()
+	fmt.Print(report)
+	if !passed && code == 0 {
+		code = 1
+	}
 	_ = testEnv.Stop()
 	os.Exit(code)
 }
