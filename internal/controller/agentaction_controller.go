@@ -158,9 +158,11 @@ func (r *AgentActionReconciler) ensureFinalizer(ctx context.Context, s *agentAct
 // writeProgressing writes Ready=Unknown/Progressing before a call that has
 // to wait (rate limiter, open circuit), so a new resource does not show an
 // empty status meanwhile. A call that can go at once skips this write: the
-// status written after it says more.
+// status written after it says more. A resource that already has a Ready
+// condition (an earlier attempt failed) keeps it until the call's outcome.
 func (r *AgentActionReconciler) writeProgressing(ctx context.Context, s *agentActionScope) error {
-	if !s.isNew || !r.Clients.MustWait(s.env, s.token) {
+	if !s.isNew || findCondition(s.action.Status.Conditions, agentsv1alpha1.ConditionReady) != nil ||
+		!r.Clients.MustWait(s.env, s.token) {
 		return nil
 	}
 	s.outcome = outcome{kind: outcomeProgressing, reason: agentsv1alpha1.ReasonProgressing,
