@@ -279,29 +279,32 @@ func (s *Server) adminClearFaults(_ *http.Request) (int, any) {
 	return http.StatusOK, adminOK()
 }
 
-// adminOutage answers POST /_admin/outage ({"seconds": n}).
+// adminOutage answers POST /_admin/outage ({"seconds": n, "route": r};
+// no route is every route).
 func (s *Server) adminOutage(r *http.Request) (int, any) {
 	var b struct {
 		Seconds float64 `json:"seconds"`
+		Route   string  `json:"route"`
 	}
 	if err := decodeAdmin(r, &b); err != nil {
 		return http.StatusBadRequest, adminError(err.Error())
 	}
-	s.OutageFor(time.Duration(b.Seconds * float64(time.Second)))
+	s.OutageOn(b.Route, time.Duration(b.Seconds*float64(time.Second)))
 	return http.StatusOK, adminOK()
 }
 
 // adminBurst answers POST /_admin/burst429 ({"count": n,
-// "retry_after_seconds": s}).
+// "retry_after_seconds": s, "route": r}; no route is every route).
 func (s *Server) adminBurst(r *http.Request) (int, any) {
 	var b struct {
 		Count             int     `json:"count"`
 		RetryAfterSeconds float64 `json:"retry_after_seconds"`
+		Route             string  `json:"route"`
 	}
 	if err := decodeAdmin(r, &b); err != nil {
 		return http.StatusBadRequest, adminError(err.Error())
 	}
-	s.Burst429(b.Count, time.Duration(b.RetryAfterSeconds*float64(time.Second)))
+	s.Burst429On(b.Route, b.Count, time.Duration(b.RetryAfterSeconds*float64(time.Second)))
 	return http.StatusOK, adminOK()
 }
 

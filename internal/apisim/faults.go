@@ -86,32 +86,47 @@ func (s *Server) ClearFaults() {
 	defer s.mu.Unlock()
 	s.faults = map[string]Faults{}
 	s.hostile = map[string]HostileMode{}
-	s.outageUntil = time.Time{}
-	s.burstLeft = 0
+	s.outageUntil = map[string]time.Time{}
+	s.bursts = map[string]*burst{}
 }
 
 // OutageFor makes every API request answer 503, without Retry-After, until
 // the server's clock reaches now+d.
-func (s *Server) OutageFor(d time.Duration) {
+func (s *Server) OutageFor(d time.Duration) { s.OutageOn("", d) }
+
+// OutageOn makes the requests of one route ("" = every route) answer 503,
+// without Retry-After, until the server's clock reaches now+d.
+func (s *Server) OutageOn(route string, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.outageUntil = s.now().Add(d)
+	s.outageUntil[route] = s.now().Add(d)
+}
+
+// burst is a pending run of 429 answers.
+type burst struct {
+	left       int
+	retryAfter time.Duration
 }
 
 // Burst429 makes the next n API requests answer 429 with a Retry-After of
 // retryAfter rounded up to whole seconds (0 is sent as "0"). A negative
 // retryAfter sends no Retry-After header at all.
-func (s *Server) Burst429(n int, retryAfter time.Duration) {
+func (s *Server) Burst429(n int, retryAfter time.Duration) { s.Burst429On("", n, retryAfter) }
+
+// Burst429On is Burst429 for the requests of one route ("" = every route).
+// A route's own burst is used before the burst of every route.
+func (s *Server) Burst429On(route string, n int, retryAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.burstLeft = n
-	s.burstRetry = retryAfter
+	s.bursts[route] = &burst{left: n, retryAfter: retryAfter}
 }
 
-// outageGate answers 503 during an outage.
+// outageGate answers 503 during an outage of the request's route or of
+// every route.
 func (s *Server) outageGate(c *call) (reply, bool) {
 	s.mu.Lock()
-	down := s.now().Before(s.outageUntil)
+	now := s.now()
+	down := now.Before(s.outageUntil[c.rec.Route]) || now.Before(s.outageUntil[""])
 	s.mu.Unlock()
 	if !down {
 		return reply{}, false
@@ -120,15 +135,20 @@ func (s *Server) outageGate(c *call) (reply, bool) {
 	return failure(http.StatusServiceUnavailable, "Service Unavailable"), true
 }
 
-// burstGate answers 429 while Burst429 answers are pending.
+// burstGate answers 429 while Burst429 answers are pending for the
+// request's route or for every route.
 func (s *Server) burstGate(c *call) (reply, bool) {
 	s.mu.Lock()
-	if s.burstLeft <= 0 {
+	b := s.bursts[c.rec.Route]
+	if b == nil || b.left <= 0 {
+		b = s.bursts[""]
+	}
+	if b == nil || b.left <= 0 {
 		s.mu.Unlock()
 		return reply{}, false
 	}
-	s.burstLeft--
-	retry := s.burstRetry
+	b.left--
+	retry := b.retryAfter
 	s.mu.Unlock()
 	if retry >= 0 {
 		c.header.Set("Retry-After", strconv.Itoa(ceilSeconds(retry)))

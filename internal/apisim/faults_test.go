@@ -19,6 +19,7 @@ package apisim
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -217,6 +218,31 @@ func TestBurst429(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Outages and 429 bursts can be set on one route; the others answer as
+// usual, and a route's own burst is spent before a burst of every route.
+func TestOutageAndBurst429OnOneRoute(t *testing.T) {
+	clock := newFakeClock()
+	f := newFixture(t, WithClock(clock.Now))
+	f.s.OutageOn(RouteUpsert, time.Minute)
+	expectFailure(t, f.do(http.MethodPost, actionPath, devToken, holdBody), http.StatusServiceUnavailable, "Service Unavailable")
+	expectStatus(t, f.do(http.MethodGet, actionPath, devToken, nil), http.StatusOK)
+	clock.Advance(time.Minute)
+	expectStatus(t, f.do(http.MethodPost, actionPath, devToken, holdBody), http.StatusOK)
+
+	f.s.Burst429On(RouteList, 2, time.Second)
+	f.s.Burst429(1, 3*time.Second)
+	var got []string
+	for range 4 {
+		r := f.do(http.MethodGet, actionPath, devToken, nil)
+		got = append(got, fmt.Sprintf("%d/%s", r.status, r.header.Get("Retry-After")))
+	}
+	want := []string{"429/1", "429/1", "429/3", "200/"}
+	if !slices.Equal(got, want) {
+		t.Errorf("list answers = %v, want %v (the route's own burst first, then the burst of every route)", got, want)
+	}
+	expectStatus(t, f.do(http.MethodPost, actionPath, devToken, holdBody), http.StatusOK)
 }
 
 func TestHostile(t *testing.T) {

@@ -127,20 +127,20 @@ func WithRequestHook(hook func(Request)) Option {
 
 // Server is an in-memory Talkover API. All methods are safe for concurrent use.
 type Server struct {
-	mu          sync.Mutex
-	clock       func() time.Time
-	rng         *rand.Rand
-	upsertMode  UpsertMode
-	tokens      map[string]string
-	envs        map[string]bool
-	agents      map[string]*agent
-	forbidden   map[forbidKey]bool
-	limiter     rateLimiter
-	faults      map[string]Faults
-	hostile     map[string]HostileMode
-	outageUntil time.Time
-	burstLeft   int
-	burstRetry  time.Duration
+	mu         sync.Mutex
+	clock      func() time.Time
+	rng        *rand.Rand
+	upsertMode UpsertMode
+	tokens     map[string]string
+	envs       map[string]bool
+	agents     map[string]*agent
+	forbidden  map[forbidKey]bool
+	limiter    rateLimiter
+	faults     map[string]Faults
+	hostile    map[string]HostileMode
+	// outageUntil and bursts are keyed by route; "" is every route.
+	outageUntil map[string]time.Time
+	bursts      map[string]*burst
 	log         []Request
 	byRoute     map[string]int
 	byStatus    map[int]int
@@ -160,18 +160,20 @@ func newRand(seed int64) *rand.Rand {
 // New returns a stopped Server with no environments or agents.
 func New(opts ...Option) *Server {
 	s := &Server{
-		clock:     time.Now,
-		rng:       newRand(1),
-		tokens:    map[string]string{},
-		envs:      map[string]bool{},
-		agents:    map[string]*agent{},
-		forbidden: map[forbidKey]bool{},
-		limiter:   rateLimiter{hits: map[string][]time.Time{}},
-		faults:    map[string]Faults{},
-		hostile:   map[string]HostileMode{},
-		byRoute:   map[string]int{},
-		byStatus:  map[int]int{},
-		done:      make(chan struct{}),
+		clock:       time.Now,
+		rng:         newRand(1),
+		tokens:      map[string]string{},
+		envs:        map[string]bool{},
+		agents:      map[string]*agent{},
+		forbidden:   map[forbidKey]bool{},
+		limiter:     rateLimiter{hits: map[string][]time.Time{}},
+		faults:      map[string]Faults{},
+		outageUntil: map[string]time.Time{},
+		bursts:      map[string]*burst{},
+		hostile:     map[string]HostileMode{},
+		byRoute:     map[string]int{},
+		byStatus:    map[int]int{},
+		done:        make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
