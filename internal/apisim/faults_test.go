@@ -233,7 +233,7 @@ func TestOutageAndBurst429OnOneRoute(t *testing.T) {
 
 	f.s.Burst429On(RouteList, 2, time.Second)
 	f.s.Burst429(1, 3*time.Second)
-	var got []string
+	got := make([]string, 0, 4)
 	for range 4 {
 		r := f.do(http.MethodGet, actionPath, devToken, nil)
 		got = append(got, fmt.Sprintf("%d/%s", r.status, r.header.Get("Retry-After")))
