@@ -48,7 +48,7 @@ func (r *AgentActionReconciler) resolveEnvironment(ctx context.Context, s *agent
 		}
 		return ctrl.Result{}, err
 	}
-	return r.resolveToken(ctx, s, env, a.Namespace)
+	return r.resolveToken(ctx, s, env)
 }
 
 func (r *AgentActionReconciler) resolveClusterEnvironment(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
@@ -68,8 +68,22 @@ func (r *AgentActionReconciler) resolveClusterEnvironment(ctx context.Context, s
 		return r.stall(s, agentsv1alpha1.ReasonEnvironmentNotAllowed,
 			"ClusterEnvironment %q does not allow namespace %q: see its spec.allowedNamespaces.", ce.Name, a.Namespace)
 	}
-	env := &agentsv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: ce.Name}, Spec: ce.Spec.EnvironmentSpec}
-	return r.resolveToken(ctx, s, env, r.ClusterEnvironmentNamespace)
+	return r.resolveToken(ctx, s, clusterAsEnvironment(ce))
+}
+
+// clusterAsEnvironment is a ClusterEnvironment seen as an Environment with
+// no namespace.
+func clusterAsEnvironment(ce *agentsv1alpha1.ClusterEnvironment) *agentsv1alpha1.Environment {
+	return &agentsv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: ce.Name}, Spec: ce.Spec.EnvironmentSpec}
+}
+
+// tokenNamespace is where an environment's token Secret is: its own
+// namespace, or the operator's for a ClusterEnvironment.
+func (r *AgentActionReconciler) tokenNamespace(env *agentsv1alpha1.Environment) string {
+	if env.Namespace == "" {
+		return r.ClusterEnvironmentNamespace
+	}
+	return env.Namespace
 }
 
 // namespaceAllowed says whether a selector selects a namespace; a nil
@@ -90,11 +104,10 @@ func (r *AgentActionReconciler) namespaceAllowed(ctx context.Context, selector *
 	return sel.Matches(labels.Set(ns.GetLabels())), nil
 }
 
-// resolveToken reads the environment token from secretNamespace.
-func (r *AgentActionReconciler) resolveToken(ctx context.Context, s *agentActionScope, env *agentsv1alpha1.Environment,
-	secretNamespace string) (ctrl.Result, error) {
+// resolveToken reads the environment token.
+func (r *AgentActionReconciler) resolveToken(ctx context.Context, s *agentActionScope, env *agentsv1alpha1.Environment) (ctrl.Result, error) {
 	s.env = env
-	token, err := r.secretValue(ctx, secretNamespace, env.Spec.TokenSecretRef.Name, EffectiveTokenKey(env))
+	token, err := r.secretValue(ctx, r.tokenNamespace(env), env.Spec.TokenSecretRef.Name, EffectiveTokenKey(env))
 	if err != nil {
 		return r.secretError(s, err, "the token of "+envDescription(env))
 	}
@@ -107,18 +120,16 @@ func (r *AgentActionReconciler) resolveToken(ctx context.Context, s *agentAction
 // publishes found in the ledger.
 func (r *AgentActionReconciler) environmentAPI(ctx context.Context, key types.NamespacedName) (ActionAPI, agentsv1alpha1.PublishPolicy, error) {
 	env := &agentsv1alpha1.Environment{}
-	secretNamespace := key.Namespace
 	if key.Namespace == "" {
 		ce := &agentsv1alpha1.ClusterEnvironment{}
 		if err := r.Get(ctx, key, ce); err != nil {
 			return nil, "", err
 		}
-		env = &agentsv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: ce.Name}, Spec: ce.Spec.EnvironmentSpec}
-		secretNamespace = r.ClusterEnvironmentNamespace
+		env = clusterAsEnvironment(ce)
 	} else if err := r.Get(ctx, key, env); err != nil {
 		return nil, "", err
 	}
-	token, err := r.secretValue(ctx, secretNamespace, env.Spec.TokenSecretRef.Name, EffectiveTokenKey(env))
+	token, err := r.secretValue(ctx, r.tokenNamespace(env), env.Spec.TokenSecretRef.Name, EffectiveTokenKey(env))
 	if err != nil {
 		return nil, "", err
 	}
