@@ -224,9 +224,14 @@ func (p *Publisher) BeginChange(ctx context.Context, key agentKey, api ActionAPI
 	return nil
 }
 
-// record writes an owed publish to the Ledger, once per rollout.
+// record writes an owed publish to the Ledger, once per rollout. A change
+// of a rollout that owes nothing takes no lock: only the entry of an owed
+// publish can race with its removal.
 func (p *Publisher) record(ctx context.Context, key agentKey) error {
-	if p.Ledger == nil {
+	p.mu.Lock()
+	owed := p.agents[key].owed
+	p.mu.Unlock()
+	if p.Ledger == nil || !owed {
 		return nil
 	}
 	lock := p.ledgerLock(key.env)
