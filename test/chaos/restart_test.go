@@ -54,10 +54,7 @@ func TestPublishOwedAcrossRestart(t *testing.T) {
 		g.Expect(w.cp.Client.Get(ctx, key, &a)).To(Succeed())
 		return &a
 	}
-	published := func(g Gomega) {
-		st, _ := w.sim.Agent(agent)
-		g.Expect(st.Status).To(Equal(apisim.AgentPublished), "the agent's status")
-	}
+	published := agentPublished(w, agent)
 	synced := func(g Gomega) {
 		a := get(g)
 		g.Expect(isSynced(a)).To(BeTrue(), "%s is not Ready for generation %d: %v", a.Name, a.Generation, a.Status.Conditions)
@@ -177,23 +174,10 @@ func publishOwedAfterDeleteAcrossRestart(t *testing.T, actions int) {
 	w := newWorldQuiet(t, fmt.Sprintf("restart-delete-publish-%d", actions), size{name: "delete-publish", agents: 1}, 1, quiet)
 	m := newModel(w.ns, size{actions: actions}, w.agents)
 	agent := m.items[0].agent
-	published := func(g Gomega) {
-		st, _ := w.sim.Agent(agent)
-		g.Expect(st.Status).To(Equal(apisim.AgentPublished), "the agent's status")
-	}
+	published := agentPublished(w, agent)
 
-	// Two AgentActions of one agent, pushed and published.
-	for _, it := range m.items {
-		g.Expect(w.create(ctx, m, it)).To(Succeed())
-	}
-	g.Eventually(func(g Gomega) {
-		for _, it := range m.items {
-			var a agentsv1alpha1.AgentAction
-			g.Expect(w.cp.Client.Get(ctx, client.ObjectKey{Namespace: it.ns, Name: it.name}, &a)).To(Succeed())
-			g.Expect(isSynced(&a)).To(BeTrue(), "%s is not Ready", a.Name)
-		}
-		published(g)
-	}, time.Minute, 250*time.Millisecond).Should(Succeed())
+	// The AgentActions of one agent, pushed and published.
+	createSyncedAndPublished(ctx, g, w, m, published)
 	publishes := func() int { st, _ := w.sim.Agent(agent); return st.Publishes }
 	before := publishes()
 
@@ -237,21 +221,8 @@ func TestOwedPublishRestoredBeforeDelete(t *testing.T) {
 	kept, deleted := m.items[0], m.items[1]
 	agent := kept.agent
 	keptKey := client.ObjectKey{Namespace: kept.ns, Name: kept.name}
-	published := func(g Gomega) {
-		st, _ := w.sim.Agent(agent)
-		g.Expect(st.Status).To(Equal(apisim.AgentPublished), "the agent's status")
-	}
-	for _, it := range m.items {
-		g.Expect(w.create(ctx, m, it)).To(Succeed())
-	}
-	g.Eventually(func(g Gomega) {
-		for _, it := range m.items {
-			var a agentsv1alpha1.AgentAction
-			g.Expect(w.cp.Client.Get(ctx, client.ObjectKey{Namespace: it.ns, Name: it.name}, &a)).To(Succeed())
-			g.Expect(isSynced(&a)).To(BeTrue(), "%s is not Ready", a.Name)
-		}
-		published(g)
-	}, time.Minute, 250*time.Millisecond).Should(Succeed())
+	published := agentPublished(w, agent)
+	createSyncedAndPublished(ctx, g, w, m, published)
 
 	// A change whose publish fails: the publish is owed, and recorded.
 	w.sim.SetFaults(apisim.RoutePublish, apisim.Faults{ErrorRate: 1})
@@ -297,4 +268,28 @@ func TestOwedPublishRestoredBeforeDelete(t *testing.T) {
 	}, time.Minute, 250*time.Millisecond).Should(BeFalse(), "the remote action of %s was not deleted", deleted.name)
 	g.Eventually(published, 30*time.Second, 250*time.Millisecond).Should(Succeed(),
 		"the publish owed by the previous run must be made after the restart, even when the first act is a delete")
+}
+
+// agentPublished checks that an agent is published in the simulator.
+func agentPublished(w *world, agent string) func(Gomega) {
+	return func(g Gomega) {
+		st, _ := w.sim.Agent(agent)
+		g.Expect(st.Status).To(Equal(apisim.AgentPublished), "the agent's status")
+	}
+}
+
+// createSyncedAndPublished creates every item of m and waits until all are
+// Ready and their agent is published.
+func createSyncedAndPublished(ctx context.Context, g *WithT, w *world, m *model, published func(Gomega)) {
+	for _, it := range m.items {
+		g.Expect(w.create(ctx, m, it)).To(Succeed())
+	}
+	g.Eventually(func(g Gomega) {
+		for _, it := range m.items {
+			var a agentsv1alpha1.AgentAction
+			g.Expect(w.cp.Client.Get(ctx, client.ObjectKey{Namespace: it.ns, Name: it.name}, &a)).To(Succeed())
+			g.Expect(isSynced(&a)).To(BeTrue(), "%s is not Ready", a.Name)
+		}
+		published(g)
+	}, time.Minute, 250*time.Millisecond).Should(Succeed())
 }
