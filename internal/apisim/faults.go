@@ -88,6 +88,7 @@ func (s *Server) ClearFaults() {
 	s.hostile = map[string]HostileMode{}
 	s.outageUntil = map[string]time.Time{}
 	s.bursts = map[string]*burst{}
+	s.resetsLeft = 0
 }
 
 // OutageFor makes every API request answer 503, without Retry-After, until
@@ -100,6 +101,15 @@ func (s *Server) OutageOn(route string, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.outageUntil[route] = s.now().Add(d)
+}
+
+// ResetNext closes the connection of the next n API requests without an
+// answer and without processing them, whatever the fault rates say: a reset
+// that a test can count on.
+func (s *Server) ResetNext(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resetsLeft = n
 }
 
 // burst is a pending run of 429 answers.
@@ -177,7 +187,10 @@ func (s *Server) faultGate(c *call) (reply, bool) {
 		s.sleep(f.Latency)
 	}
 	s.mu.Lock()
-	reset := f.ResetRate > 0 && s.rng.Float64() < f.ResetRate
+	reset := s.resetsLeft > 0 || (f.ResetRate > 0 && s.rng.Float64() < f.ResetRate)
+	if s.resetsLeft > 0 {
+		s.resetsLeft--
+	}
 	code := 0
 	if !reset && f.ErrorRate > 0 && s.rng.Float64() < f.ErrorRate {
 		codes := f.ErrorCodes

@@ -245,6 +245,30 @@ func TestOutageAndBurst429OnOneRoute(t *testing.T) {
 	expectStatus(t, f.do(http.MethodPost, actionPath, devToken, holdBody), http.StatusOK)
 }
 
+// ResetNext resets exactly the next n requests, which are not processed.
+func TestResetNext(t *testing.T) {
+	f := newFixture(t)
+	f.s.ResetNext(2)
+	resets := 0
+	for range 4 {
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, f.s.URL()+actionPath, strings.NewReader(holdBody))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+devToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			resets++
+			continue
+		}
+		_ = resp.Body.Close()
+	}
+	if resets != 2 || f.s.CountStatus(http.StatusOK) != 2 {
+		t.Errorf("resets = %d, 200s = %d; want 2 and 2", resets, f.s.CountStatus(http.StatusOK))
+	}
+}
+
 func TestHostile(t *testing.T) {
 	tests := map[string]struct {
 		mode  HostileMode

@@ -141,15 +141,17 @@ type Server struct {
 	// outageUntil and bursts are keyed by route; "" is every route.
 	outageUntil map[string]time.Time
 	bursts      map[string]*burst
-	log         []Request
-	byRoute     map[string]int
-	byStatus    map[int]int
-	hook        func(Request)
-	handler     http.Handler
-	ts          *httptest.Server
-	url         string
-	done        chan struct{}
-	closeOnce   sync.Once
+	// resetsLeft is how many of the next requests ResetNext resets.
+	resetsLeft int
+	log        []Request
+	byRoute    map[string]int
+	byStatus   map[int]int
+	hook       func(Request)
+	handler    http.Handler
+	ts         *httptest.Server
+	url        string
+	done       chan struct{}
+	closeOnce  sync.Once
 }
 
 // newRand returns a deterministic random source for seed.

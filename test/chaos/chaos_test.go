@@ -138,6 +138,8 @@ func (w *world) runFaults(ctx context.Context, start time.Time) {
 	events = append(events, []event{
 		{0, "5xx and resets on", func() {
 			w.sim.SetFaults("", apisim.Faults{ErrorRate: 0.20, ResetRate: 0.05})
+			// Two certain resets: a small run may otherwise draw none.
+			w.sim.ResetNext(2)
 		}},
 		{p * 12 / 100, "429 burst", w.burst429},
 		{p * 30 / 100, "outage", func() { w.sim.OutageFor(w.sz.outage) }},

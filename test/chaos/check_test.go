@@ -264,7 +264,7 @@ func (w *world) report(m *model, chaos, converge time.Duration) {
 	fmt.Fprintf(&b, "\n=== chaos report (%s run, seed %d) ===\n", w.sz.name, w.seed)
 	fmt.Fprintf(&b, "workload: %d AgentActions over %d agents (%d with deletionPolicy Orphan); %d creates, %d spec updates, %d deletes (%d with policy Delete)\n",
 		len(m.items), len(w.agents), countOrphans(m), m.creates, m.updates, m.deletes, m.deletesRemote)
-	fmt.Fprintf(&b, "faults: %s of 20%% 5xx + 5%% resets on every route, 2 bursts of 429 (up to %d answers within %s, Retry-After %s), "+
+	fmt.Fprintf(&b, "faults: %s of 20%% 5xx + 5%% resets on every route (the first 2 requests reset), 2 bursts of 429 (up to %d answers within %s, Retry-After %s), "+
 		"a %s outage (503), %d SIGKILLs of the manager (%d runs in all, %d exits on its own), 1 kube-apiserver restart (down %s)\n",
 		w.sz.period, w.sz.burst, w.sz.burstWindow, w.sz.retryAfter, w.sz.outage, w.sup.kills.Load(), w.mgr.Runs(), w.sup.unexpected.Load(),
 		w.apiserverDown.Round(100*time.Millisecond))
