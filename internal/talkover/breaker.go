@@ -83,6 +83,26 @@ func (b *Breaker) allow(op string) (probe bool, err error) {
 	return true, nil
 }
 
+// wait returns how long the circuit stays open (0: a call may go out, or
+// be the probe). It changes nothing.
+func (b *Breaker) wait() time.Duration {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.openUntil.IsZero() {
+		return 0
+	}
+	if wait := b.openUntil.Sub(b.clock.Now()); wait > 0 {
+		return wait
+	}
+	if b.probing {
+		return b.MinOpen
+	}
+	return 0
+}
+
 // record counts the outcome of a call allowed by allow.
 func (b *Breaker) record(probe bool, err error) {
 	if b == nil {
@@ -93,9 +113,8 @@ func (b *Breaker) record(probe bool, err error) {
 	if probe {
 		b.probing = false
 	}
-	var notSent *BeforeSendError
 	switch {
-	case err != nil && (errors.Is(err, context.Canceled) || errors.As(err, &notSent)):
+	case err != nil && errors.Is(err, context.Canceled):
 		return
 	case err == nil || !IsRetryable(err) || IsRateLimited(err):
 		b.failures, b.open, b.openUntil = 0, 0, time.Time{}

@@ -335,6 +335,15 @@ type result struct {
 // do sends r and decodes the success envelope. If out is non-nil the answer
 // must have data, which is decoded into out.
 func (c *Client) do(ctx context.Context, r request, out any) (*result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &TransportError{Op: r.op, Err: err}
+	}
+	if wait := c.breaker.wait(); wait > 0 {
+		return nil, &CircuitOpenError{Op: r.op, RetryAfter: wait}
+	}
+	if err := c.reserve(ctx, r.op); err != nil {
+		return nil, err
+	}
 	probe, err := c.breaker.allow(r.op)
 	if err != nil {
 		return nil, err
@@ -372,37 +381,16 @@ type response struct {
 	tooLarge bool
 }
 
-// beforeSendKey is the context key of the function WithBeforeSend sets.
-type beforeSendKey struct{}
-
-// WithBeforeSend returns a context whose requests call fn right before they
-// are sent, once the circuit breaker and the rate limiter let them go. When
-// fn fails, the request is not sent and the call returns a
-// *BeforeSendError. A caller can thus record that a request is about to
-// leave (the operator adds its finalizer), and never for a request that did
-// not.
-func WithBeforeSend(ctx context.Context, fn func(context.Context) error) context.Context {
-	return context.WithValue(ctx, beforeSendKey{}, fn)
-}
-
-// send waits for the limiter, sends r and reads the answer. Non-2xx
+// send takes a slot of the budget, sends r and reads the answer. Non-2xx
 // answers are returned as *APIError.
 func (c *Client) send(ctx context.Context, r request) (*response, error) {
 	payload, err := encodeBody(r)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.waitTurn(ctx, r.op); err != nil {
-		return nil, err
-	}
 	req, err := c.newRequest(ctx, r, payload)
 	if err != nil {
 		return nil, err
-	}
-	if fn, ok := ctx.Value(beforeSendKey{}).(func(context.Context) error); ok {
-		if err := fn(ctx); err != nil {
-			return nil, &BeforeSendError{Op: r.op, Err: err}
-		}
 	}
 	start := time.Now()
 	httpResp, err := c.httpClient.Do(req)
@@ -436,15 +424,20 @@ func encodeBody(r request) ([]byte, error) {
 	return payload, nil
 }
 
-// waitTurn waits for the rate limiter and records the wait.
-func (c *Client) waitTurn(ctx context.Context, op string) error {
+// reserve takes a slot of the budget for the turn in ctx, or returns a
+// *BudgetError saying when to come back. It never blocks.
+func (c *Client) reserve(ctx context.Context, op string) error {
 	if c.limiter == nil {
 		return nil
 	}
-	waited, err := c.limiter.Wait(ctx)
-	c.metrics.observeWait(waited)
-	if err != nil {
-		return fmt.Errorf("%s: waiting for rate limiter: %w", op, err)
+	t, _ := turnFrom(ctx)
+	if pause := c.limiter.Paused(); pause > 0 {
+		c.metrics.observeWait(pause)
+		return &BudgetError{Op: op, RetryAfter: pause, Paused: true}
+	}
+	if d := c.limiter.Reserve(t.key, t.priority); d > 0 {
+		c.metrics.observeWait(d)
+		return &BudgetError{Op: op, RetryAfter: d}
 	}
 	return nil
 }

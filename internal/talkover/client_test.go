@@ -765,82 +765,66 @@ func TestClient_ThrottlingPausesTheSharedLimiter(t *testing.T) {
 	}
 }
 
-func TestClient_WaitsForTheLimiter(t *testing.T) {
+// A call that finds the budget spent does not wait: it books a slot for
+// its turn, fails at once with a *BudgetError saying when the slot is due,
+// and leaves when the caller comes back then.
+func TestClient_NeverWaitsForTheBudget(t *testing.T) {
 	clk := newFakeClock()
 	limiter := NewLimiter(60, clk)
 	drain(t, limiter)
 	ts := newTestServer(t, reply(200, `{"success":true,"data":[]}`))
 	reg := newRegistry()
-	c := newTestClient(t, ts, func(cfg *Config) { cfg.Limiter = limiter; cfg.Metrics = NewMetrics(reg) })
+	breaker := NewBreaker(clk)
+	c := newTestClient(t, ts, func(cfg *Config) { cfg.Limiter = limiter; cfg.Breaker = breaker; cfg.Metrics = NewMetrics(reg) })
+	ctx := WithTurn(context.Background(), "agentaction/a", PriorityHigh)
 
-	errc := make(chan error, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, err := c.ListActions(context.Background(), "a")
-		errc <- err
-	}()
-	eventually(t, "request to queue in the limiter", func() bool { return limiter.QueueLen() == 1 })
+	_, err := c.ListActions(ctx, "a")
+	var budget *BudgetError
+	if !errors.As(err, &budget) || budget.Paused || budget.RetryAfter <= 0 || !IsRetryable(err) {
+		t.Fatalf("ListActions on a spent budget = %v, want a retryable *BudgetError", err)
+	}
+	if d, ok := RetryAfter(err); !ok || d != budget.RetryAfter {
+		t.Errorf("RetryAfter = %v %v, want %v", d, ok, budget.RetryAfter)
+	}
 	if n := len(ts.recorded()); n != 0 {
-		t.Fatalf("%d requests sent before a token was available", n)
+		t.Fatalf("%d requests sent without a slot", n)
 	}
-	drive(t, clk, done)
-	if err := <-errc; err != nil {
-		t.Fatal(err)
+	if count, sum := histogram(t, reg, "talkover_api_ratelimit_wait_seconds", nil); count != 1 || sum < budget.RetryAfter.Seconds()-0.01 {
+		t.Errorf("wait histogram: count %d sum %v, want the requeue delay %v", count, sum, budget.RetryAfter)
+	}
+	clk.Advance(budget.RetryAfter)
+	if _, err := c.ListActions(ctx, "a"); err != nil {
+		t.Fatalf("ListActions when the slot is due: %v", err)
 	}
 	if n := len(ts.recorded()); n != 1 {
-		t.Errorf("%d requests", n)
-	}
-	if count, sum := histogram(t, reg, "talkover_api_ratelimit_wait_seconds", nil); count != 1 || sum < limiter.interval.Seconds()-0.01 {
-		t.Errorf("wait histogram: count %d sum %v", count, sum)
+		t.Errorf("%d requests, want 1", n)
 	}
 
-	// A cancelled context leaves the limiter queue without sending.
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { _, err := c.ListActions(ctx, "a"); errc <- err }()
-	eventually(t, "second request to queue", func() bool { return limiter.QueueLen() == 1 })
+	// While the server asks to wait, calls are refused with the pause left
+	// and nothing is booked; an open breaker refuses before the budget.
+	limiter.PauseFor(time.Hour)
+	if _, err := c.ListActions(ctx, "a"); !errors.As(err, &budget) || !budget.Paused || budget.RetryAfter != time.Hour {
+		t.Errorf("ListActions while paused = %v, want a paused *BudgetError of an hour", err)
+	}
+	clk.Advance(time.Hour)
+	breaker.mu.Lock()
+	breaker.openUntil = clk.Now().Add(time.Minute)
+	breaker.mu.Unlock()
+	var open *CircuitOpenError
+	if _, err := c.ListActions(ctx, "a"); !errors.As(err, &open) {
+		t.Errorf("ListActions with the circuit open = %v, want a *CircuitOpenError", err)
+	}
+	if limiter.Booked() != 0 || limiter.Reserve("", PriorityHigh) != 0 {
+		t.Error("a call refused by the breaker used the budget")
+	}
+	if n := len(ts.recorded()); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+
+	// A cancelled context sends nothing and is not retryable.
+	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) || IsRetryable(err) {
-		t.Errorf("cancelled wait: %v", err)
-	}
-	if n := len(ts.recorded()); n != 1 {
-		t.Errorf("%d requests after the cancelled one", n)
-	}
-}
-
-// WithBeforeSend runs its function only for a request that is about to
-// leave; when the function fails, nothing is sent and the circuit breaker
-// does not count it.
-func TestClient_BeforeSend(t *testing.T) {
-	ts := newTestServer(t, reply(503, `{"message":"down"}`))
-	breaker := NewBreaker(nil)
-	c := newTestClient(t, ts, func(cfg *Config) { cfg.Breaker = breaker })
-	calls := 0
-	hook := func(context.Context) error { calls++; return nil }
-	ctx := WithBeforeSend(context.Background(), hook)
-
-	// A refused hook: no request, no breaker failure.
-	refuse := WithBeforeSend(context.Background(), func(context.Context) error { return errors.New("conflict") })
-	for range DefaultBreakerThreshold + 1 {
-		_, err := c.UpsertAction(refuse, testAgentID, docActionRequest1())
-		var notSent *BeforeSendError
-		if !errors.As(err, &notSent) || notSent.Err.Error() != "conflict" {
-			t.Fatalf("UpsertAction with a failing hook = %v, want a *BeforeSendError", err)
-		}
-	}
-	if n := len(ts.recorded()); n != 0 || breaker.Open() {
-		t.Fatalf("a failing hook sent %d requests, breaker open %v; want none and closed", n, breaker.Open())
-	}
-
-	// Sent requests run the hook once each; once the breaker opens, calls
-	// are refused before the hook.
-	for range DefaultBreakerThreshold + 2 {
-		_, _ = c.UpsertAction(ctx, testAgentID, docActionRequest1())
-	}
-	if !breaker.Open() {
-		t.Fatal("the breaker did not open after repeated 503s")
-	}
-	if sent := len(ts.recorded()); calls != sent || sent != DefaultBreakerThreshold {
-		t.Errorf("hook ran %d times for %d sent requests; want one per request, %d requests", calls, sent, DefaultBreakerThreshold)
+	if _, err := c.ListActions(cancelled, "a"); !errors.Is(err, context.Canceled) || IsRetryable(err) {
+		t.Errorf("cancelled call: %v", err)
 	}
 }

@@ -52,8 +52,14 @@ limitations under the License.
 //
 // # Rate limiting
 //
-// A Limiter is shared by every client of one environment (one token, one
-// server-side quota). Requests wait by priority (WithPriority): spec changes
-// and deletes before retries before drift checks. On 429, and on 503 with
-// Retry-After, the client pauses the limiter for every worker.
+// A Limiter is the budget of one credential (one token, one server-side
+// quota), shared by every client that uses it. No call ever waits for it: a
+// call whose context carries a turn (WithTurn) and finds no free slot books
+// the next one for that turn and fails at once with a *BudgetError saying
+// when to come back, so the caller (a reconcile) requeues instead of
+// holding a worker. Slots go by priority: spec changes and deletes before
+// retries before drift checks. On 429, and on 503 with Retry-After, the
+// client pauses the limiter: every call is refused with the pause left.
+// An open circuit breaker refuses calls with a *CircuitOpenError before
+// they touch the budget.
 package talkover

@@ -221,6 +221,9 @@ func IsRetryable(err error) bool {
 	if errors.As(err, &open) {
 		return true
 	}
+	if IsBudget(err) {
+		return true
+	}
 	return isNetworkError(err)
 }
 
@@ -244,6 +247,10 @@ func RetryAfter(err error) (time.Duration, bool) {
 	var open *CircuitOpenError
 	if errors.As(err, &open) && open.RetryAfter > 0 {
 		return open.RetryAfter, true
+	}
+	var budget *BudgetError
+	if errors.As(err, &budget) && budget.RetryAfter > 0 {
+		return budget.RetryAfter, true
 	}
 	return 0, false
 }
@@ -467,15 +474,28 @@ func sanitize(s string, limit int) string {
 	return s[:cut] + ellipsis
 }
 
-// BeforeSendError is the error of the function set with WithBeforeSend: the
-// request was not sent. It says nothing about the API, and the circuit
-// breaker does not count it.
-type BeforeSendError struct {
-	Op  string
-	Err error
+// BudgetError is returned, without calling the API, when the request
+// budget of the credential has no slot now: RetryAfter says when the slot
+// booked for the caller's turn is due (see WithTurn), or when the pause
+// asked for by the server (Paused) ends. It is retryable.
+type BudgetError struct {
+	Op         string
+	RetryAfter time.Duration
+	// Paused reports that the server asked to wait (a 429, or a 503 with
+	// Retry-After); otherwise the budget is merely spent for now.
+	Paused bool
 }
 
-func (e *BeforeSendError) Error() string { return e.Op + ": before sending: " + e.Err.Error() }
+// Error implements error.
+func (e *BudgetError) Error() string {
+	if e.Paused {
+		return fmt.Sprintf("%s: the API asked to wait; the next call may go in %s", e.Op, e.RetryAfter.Round(time.Second))
+	}
+	return fmt.Sprintf("%s: the request budget is spent for now; the next call may go in %s", e.Op, e.RetryAfter.Round(time.Second))
+}
 
-// Unwrap returns the function's error.
-func (e *BeforeSendError) Unwrap() error { return e.Err }
+// IsBudget reports whether err is a *BudgetError: the request did not leave.
+func IsBudget(err error) bool {
+	var b *BudgetError
+	return errors.As(err, &b)
+}

@@ -17,17 +17,18 @@ limitations under the License.
 package talkover
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
 
-// Clock is the time source of a Limiter; tests inject a fake one.
+// Clock is the time source of a Limiter and a Breaker; tests inject a fake
+// one.
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time
-	// After returns a channel that receives the time once d has elapsed.
-	After(d time.Duration) <-chan time.Time
 }
 
 // RealClock is a Clock backed by the time package.
@@ -36,23 +37,18 @@ type RealClock struct{}
 // Now returns time.Now().
 func (RealClock) Now() time.Time { return time.Now() }
 
-// After returns time.After(d).
-func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
-// Priority orders the waiters of a Limiter: a lower value is served first.
+// Priority orders the reservations of a Limiter: a lower value is served
+// first.
 type Priority int
 
 const (
-	// PriorityHigh is for spec changes and deletes.
+	// PriorityHigh is for spec changes, deletes and publishes.
 	PriorityHigh Priority = iota
 	// PriorityNormal is for retries; it is the default.
 	PriorityNormal
 	// PriorityLow is for periodic drift checks.
 	PriorityLow
 )
-
-// numPriorities is the number of Priority levels.
-const numPriorities = int(PriorityLow) + 1
 
 // String returns "high", "normal" or "low".
 func (p Priority) String() string {
@@ -71,66 +67,84 @@ func clampPriority(p Priority) Priority {
 	return min(max(p, PriorityHigh), PriorityLow)
 }
 
-// priorityKey is the context key of the request priority.
-type priorityKey struct{}
+// turnKey is the context key of the caller's turn (see WithTurn).
+type turnKey struct{}
 
-// WithPriority returns a context whose requests wait with priority p.
-func WithPriority(ctx context.Context, p Priority) context.Context {
-	return context.WithValue(ctx, priorityKey{}, clampPriority(p))
+// turn is who a request is for and how urgent it is.
+type turn struct {
+	key      string
+	priority Priority
 }
 
-// PriorityFrom returns the priority stored in ctx, or PriorityNormal.
-func PriorityFrom(ctx context.Context) Priority {
-	if p, ok := ctx.Value(priorityKey{}).(Priority); ok {
-		return clampPriority(p)
-	}
-	return PriorityNormal
+// WithTurn returns a context whose requests reserve their place in the
+// Limiter under key (one caller: an object, an agent) with priority p. A
+// request that cannot leave now books the next free slot for key and fails
+// at once with a *BudgetError saying when that slot is due; the caller comes
+// back then (a requeue) and the request leaves. A request without a turn
+// leaves only when a slot is free now.
+func WithTurn(ctx context.Context, key string, p Priority) context.Context {
+	return context.WithValue(ctx, turnKey{}, turn{key: key, priority: clampPriority(p)})
 }
 
-// Limiter is a client-side rate limiter shared by every client of one
-// Talkover environment (one token, one server-side quota).
+// turnFrom returns the turn stored in ctx.
+func turnFrom(ctx context.Context) (turn, bool) {
+	t, ok := ctx.Value(turnKey{}).(turn)
+	return t, ok
+}
+
+// Limiter is the request budget of one credential (one token, one
+// server-side quota), shared by every client that uses it. It never blocks:
+// Reserve either admits a request now or books a later slot and says when
+// it is due.
 //
-// It is a token bucket implemented as GCRA (generic cell rate algorithm)
-// with a small burst b = clamp(rpm/20, 1, 10) and an emission interval
-// I = 60s/(rpm-b+1) + 1ns. Any n admissions satisfy
-// last-first >= (n-b)*I, so a 60s window admits at most b + floor(60s/I)
-// = rpm requests: the server's per-minute quota is never exceeded by this
-// process (network jitter aside). The steady rate is therefore slightly
-// below rpm, the price of the burst that lets a high-priority request go out
-// at once after a quiet period.
+// The budget is GCRA (generic cell rate algorithm) with a small burst
+// b = clamp(rpm/20, 1, 10) and an emission interval
+// I = (60s+windowSlack)/(rpm-b+1) + 1ns. Any n admissions satisfy
+// last-first >= (n-b)*I, so a window of 60s+windowSlack admits at most
+// rpm requests: the server's per-minute quota is never exceeded, even by
+// requests that leave up to ClaimGrace after their slot (network jitter
+// aside).
 //
-// Waiters are served strictly by priority (see WithPriority), FIFO within a
-// priority. PauseFor stops all admissions until a deadline, after which the
-// bucket restarts with a single token. A goroutine dispatches waiters while
-// the queue is non-empty and exits when it drains.
+// A booked slot belongs to its key until it is claimed, or until it is
+// ClaimGrace overdue; then it is dropped (the slot is lost, never reused,
+// so the window guarantee holds). A booking of higher priority takes the
+// earliest slot booked at a lower priority, whose holder moves to the next
+// free slot (and so on down the priorities): spec changes and deletes are
+// served before retries, and retries before drift checks. PauseFor (a 429
+// or a 503 with Retry-After) refuses every request until its end and
+// drops the bookings; the bucket then restarts with a single token.
 type Limiter struct {
 	clock Clock
-	wake  chan struct{}
 
 	mu          sync.Mutex
+	rpm         int
 	interval    time.Duration
 	burst       int
 	tat         time.Time // GCRA theoretical arrival time
 	pausedUntil time.Time
-	queues      [numPriorities][]*waiter
-	running     bool
+	bookings    map[string]booking
 	seq         uint64
 }
 
-// waiter is one blocked Wait call.
-type waiter struct {
-	ready     chan struct{} // closed when granted
-	granted   bool
-	grantedAt time.Time
-	seq       uint64 // grant order, for tests
+// booking is a slot reserved for one key.
+type booking struct {
+	at       time.Time
+	priority Priority
+	seq      uint64 // booking order, first come first served
 }
 
-// grant describes an admission.
-type grant struct {
-	at     time.Time
-	waited time.Duration
-	seq    uint64
-}
+const (
+	// ClaimGrace is how late a booked slot may be claimed before it is
+	// dropped. It is well inside windowSlack.
+	ClaimGrace = 250 * time.Millisecond
+	// claimEarly lets a booking be claimed a moment before it is due, for
+	// timers that fire a little early.
+	claimEarly = 5 * time.Millisecond
+	// windowSlack widens the planned window beyond 60 s, so that requests
+	// that leave a little after their slot (ClaimGrace, a new connection, a
+	// busy machine) still fit the server's per-minute count.
+	windowSlack = 500 * time.Millisecond
+)
 
 // NewLimiter returns a Limiter admitting at most requestsPerMinute requests
 // in any 60-second window. Values below 1 are treated as 1. A nil clock
@@ -139,21 +153,35 @@ func NewLimiter(requestsPerMinute int, clock Clock) *Limiter {
 	if clock == nil {
 		clock = RealClock{}
 	}
-	l := &Limiter{clock: clock, wake: make(chan struct{}, 1)}
+	l := &Limiter{clock: clock, bookings: map[string]booking{}}
 	l.setRateLocked(requestsPerMinute)
 	return l
 }
 
+// Rate returns the configured requests per minute.
+func (l *Limiter) Rate() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rpm
+}
+
 // SetRate changes the limit to requestsPerMinute (values below 1 mean 1).
 // The window guarantee holds for windows that do not span a rate change.
+// Bookings are dropped: their holders reserve again at the new rate.
 func (l *Limiter) SetRate(requestsPerMinute int) {
 	if l == nil {
 		return
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if max(requestsPerMinute, 1) == l.rpm {
+		return
+	}
 	l.setRateLocked(requestsPerMinute)
-	l.mu.Unlock()
-	l.signal()
+	clear(l.bookings)
 }
 
 // setRateLocked computes burst and interval from requestsPerMinute. Tokens
@@ -162,6 +190,7 @@ func (l *Limiter) SetRate(requestsPerMinute int) {
 func (l *Limiter) setRateLocked(rpm int) {
 	rpm = max(rpm, 1)
 	oldInterval := l.interval
+	l.rpm = rpm
 	l.burst = min(max(rpm/20, 1), 10)
 	l.interval = (time.Minute+windowSlack)/time.Duration(rpm-l.burst+1) + time.Nanosecond
 	if oldInterval == 0 {
@@ -176,23 +205,20 @@ func (l *Limiter) setRateLocked(rpm int) {
 	}
 }
 
-// windowSlack widens the planned window beyond 60 s, so that requests that
-// leave on schedule but arrive a little late (a new connection, a busy
-// machine) still fit the server's per-minute count.
-const windowSlack = 500 * time.Millisecond
-
 // tau is the GCRA burst tolerance.
 func (l *Limiter) tau() time.Duration {
 	return time.Duration(l.burst-1) * l.interval
 }
 
-// PauseFor stops admissions until now+d. It extends an earlier pause and
-// never shortens one. After the pause the bucket holds a single token.
+// PauseFor refuses every request until now+d and drops the bookings. It
+// extends an earlier pause and never shortens one. After the pause the
+// bucket holds a single token.
 func (l *Limiter) PauseFor(d time.Duration) {
 	if l == nil || d <= 0 {
 		return
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	until := l.clock.Now().Add(d)
 	if until.After(l.pausedUntil) {
 		l.pausedUntil = until
@@ -200,97 +226,136 @@ func (l *Limiter) PauseFor(d time.Duration) {
 	if restart := l.pausedUntil.Add(l.tau()); restart.After(l.tat) {
 		l.tat = restart
 	}
-	l.mu.Unlock()
-	l.signal()
+	clear(l.bookings)
 }
 
-// Idle reports whether a Wait call now would be admitted at once: nobody is
-// queued and a token is available.
-func (l *Limiter) Idle() bool {
-	if l == nil {
-		return true
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.queuedLocked() == 0 && l.nextLocked(l.clock.Now()) == 0
-}
-
-// QueueLen returns the number of blocked Wait calls.
-func (l *Limiter) QueueLen() int {
+// Paused returns how long the current pause lasts (0: not paused).
+func (l *Limiter) Paused() time.Duration {
 	if l == nil {
 		return 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := 0
-	for _, q := range l.queues {
-		n += len(q)
-	}
-	return n
+	return max(l.pausedUntil.Sub(l.clock.Now()), 0)
 }
 
-// Wait blocks until a request may be sent, serving waiters by the priority
-// in ctx (see WithPriority) and FIFO within a priority. It returns how long
-// it waited. If ctx ends first the waiter leaves the queue and ctx.Err() is
-// returned. A nil Limiter never blocks.
-func (l *Limiter) Wait(ctx context.Context) (time.Duration, error) {
+// Booked returns the number of slots booked and not yet claimed.
+func (l *Limiter) Booked() int {
 	if l == nil {
-		return 0, ctx.Err()
+		return 0
 	}
-	g, err := l.wait(ctx)
-	return g.waited, err
-}
-
-// wait implements Wait and also reports the admission time and order.
-func (l *Limiter) wait(ctx context.Context) (grant, error) {
-	if err := ctx.Err(); err != nil {
-		return grant{}, err
-	}
-	p := PriorityFrom(ctx)
 	l.mu.Lock()
-	start := l.clock.Now()
-	if l.queuedLocked() == 0 && l.admitLocked(start) {
-		l.seq++
-		g := grant{at: start, seq: l.seq}
-		l.mu.Unlock()
-		return g, nil
-	}
-	w := &waiter{ready: make(chan struct{})}
-	l.queues[p] = append(l.queues[p], w)
-	l.startLocked()
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	l.expireLocked(l.clock.Now())
+	return len(l.bookings)
+}
 
-	select {
-	case <-w.ready:
-		return grant{at: w.grantedAt, waited: w.grantedAt.Sub(start), seq: w.seq}, nil
-	case <-ctx.Done():
-		l.remove(w, p)
-		return grant{}, ctx.Err()
+// Reserve asks for a request slot for key at priority p. It returns 0 when
+// the request may leave now (the slot is taken), or how long until the
+// slot booked for key is due; the caller then calls Reserve again with the
+// same key. An empty key never books: it returns 0 only when a slot is free
+// now. While paused, Reserve books nothing and returns the pause left. A
+// nil Limiter always returns 0.
+func (l *Limiter) Reserve(key string, p Priority) time.Duration {
+	if l == nil {
+		return 0
+	}
+	p = clampPriority(p)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.clock.Now()
+	l.expireLocked(now)
+	if pause := l.pausedUntil.Sub(now); pause > 0 {
+		return pause
+	}
+	if b, ok := l.bookings[key]; ok && key != "" {
+		if p < b.priority {
+			b.priority = p
+			l.placeLocked(key, b)
+		}
+		return l.claimLocked(key, now)
+	}
+	if l.nextLocked(now) == 0 {
+		l.admitLocked(now)
+		return 0
+	}
+	if key == "" {
+		return l.nextLocked(now)
+	}
+	at := l.tat.Add(-l.tau())
+	l.tat = l.tat.Add(l.interval)
+	l.seq++
+	l.placeLocked(key, booking{at: at, priority: p, seq: l.seq})
+	return l.claimLocked(key, now)
+}
+
+// claimLocked takes the slot booked for key if it is due, and otherwise
+// returns how long until it is.
+func (l *Limiter) claimLocked(key string, now time.Time) time.Duration {
+	b := l.bookings[key]
+	if now.Before(b.at.Add(-claimEarly)) {
+		return b.at.Sub(now)
+	}
+	delete(l.bookings, key)
+	return 0
+}
+
+// placeLocked books b for key and hands the booked slots out again in
+// order of priority, then of booking: a booking of higher priority takes
+// the earliest slot held at a lower priority, and the bookings behind it
+// each move one slot later. No booking ever moves earlier than the time
+// its holder was told, except b itself.
+func (l *Limiter) placeLocked(key string, b booking) {
+	l.bookings[key] = b
+	keys := make([]string, 0, len(l.bookings))
+	slots := make([]time.Time, 0, len(l.bookings))
+	for k, o := range l.bookings {
+		keys = append(keys, k)
+		slots = append(slots, o.at)
+	}
+	slices.SortFunc(slots, func(a, b time.Time) int { return a.Compare(b) })
+	slices.SortFunc(keys, func(x, y string) int {
+		bx, by := l.bookings[x], l.bookings[y]
+		if c := cmp.Compare(bx.priority, by.priority); c != 0 {
+			return c
+		}
+		return cmp.Compare(bx.seq, by.seq)
+	})
+	for i, k := range keys {
+		o := l.bookings[k]
+		o.at = slots[i]
+		l.bookings[k] = o
 	}
 }
 
-// queuedLocked returns the number of waiters.
-func (l *Limiter) queuedLocked() int {
-	n := 0
-	for _, q := range l.queues {
-		n += len(q)
+// Cancel drops the booking of key, if any. The slot is not reused.
+func (l *Limiter) Cancel(key string) {
+	if l == nil {
+		return
 	}
-	return n
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.bookings, key)
 }
 
-// admitLocked takes a token at now if one is available.
-func (l *Limiter) admitLocked(now time.Time) bool {
-	if l.nextLocked(now) > 0 {
-		return false
+// expireLocked drops bookings more than ClaimGrace overdue.
+func (l *Limiter) expireLocked(now time.Time) {
+	for k, b := range l.bookings {
+		if now.Sub(b.at) > ClaimGrace {
+			delete(l.bookings, k)
+		}
 	}
+}
+
+// admitLocked takes the token that nextLocked said is free at now.
+func (l *Limiter) admitLocked(now time.Time) {
 	if l.tat.Before(now) {
 		l.tat = now
 	}
 	l.tat = l.tat.Add(l.interval)
-	return true
 }
 
-// nextLocked returns how long until a token is available (0: now).
+// nextLocked returns how long until a token is free (0: now).
 func (l *Limiter) nextLocked(now time.Time) time.Duration {
 	if now.Before(l.pausedUntil) {
 		return l.pausedUntil.Sub(now)
@@ -299,101 +364,4 @@ func (l *Limiter) nextLocked(now time.Time) time.Duration {
 		return allowAt.Sub(now)
 	}
 	return 0
-}
-
-// startLocked makes sure a dispatcher goroutine is running.
-func (l *Limiter) startLocked() {
-	if l.running {
-		l.signal()
-		return
-	}
-	l.running = true
-	go l.dispatch()
-}
-
-// signal wakes the dispatcher, if any, to re-evaluate the queue.
-func (l *Limiter) signal() {
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
-}
-
-// dispatch grants tokens to queued waiters until the queue is empty.
-func (l *Limiter) dispatch() {
-	for {
-		timer, more := l.step()
-		if !more {
-			return
-		}
-		select {
-		case <-timer:
-		case <-l.wake:
-		}
-	}
-}
-
-// armSlack is how far the clock may move while a timer is being armed
-// before the timer is armed again.
-const armSlack = time.Millisecond
-
-// step grants what it can and arms a timer for the next token. If the clock
-// moved while the timer was armed (a stalled goroutine, or a fake clock in
-// tests), it re-evaluates so that the timer never fires after the next
-// token is due. It reports false, and marks the dispatcher stopped, when no
-// waiter remains.
-func (l *Limiter) step() (<-chan time.Time, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for {
-		now := l.clock.Now()
-		d, more := l.grantLocked(now)
-		if !more {
-			l.running = false
-			return nil, false
-		}
-		timer := l.clock.After(d)
-		if l.clock.Now().Sub(now) < armSlack {
-			return timer, true
-		}
-	}
-}
-
-// grantLocked admits waiters in priority order while tokens are available
-// at now. It returns the delay until the next token and whether waiters
-// remain.
-func (l *Limiter) grantLocked(now time.Time) (time.Duration, bool) {
-	for p := range l.queues {
-		for len(l.queues[p]) > 0 {
-			if !l.admitLocked(now) {
-				return l.nextLocked(now), true
-			}
-			w := l.queues[p][0]
-			l.queues[p][0] = nil
-			l.queues[p] = l.queues[p][1:]
-			l.seq++
-			w.granted, w.grantedAt, w.seq = true, now, l.seq
-			close(w.ready)
-		}
-	}
-	return 0, false
-}
-
-// remove takes a cancelled waiter out of its queue. A waiter that was
-// granted concurrently has consumed its token; the token is not returned
-// because the window guarantee must hold.
-func (l *Limiter) remove(w *waiter, p Priority) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if w.granted {
-		return
-	}
-	q := l.queues[p]
-	for i := range q {
-		if q[i] == w {
-			l.queues[p] = append(q[:i:i], q[i+1:]...)
-			break
-		}
-	}
-	l.signal()
 }

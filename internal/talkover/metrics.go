@@ -56,14 +56,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: metricsNamespace,
 			Subsystem: metricsSubsystem,
 			Name:      "request_duration_seconds",
-			Help:      "Duration of Talkover API requests, excluding rate-limiter wait.",
+			Help:      "Duration of Talkover API requests.",
 			Buckets:   prometheus.DefBuckets,
 		}, []string{"operation"})),
 		wait: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: metricsNamespace,
 			Subsystem: metricsSubsystem,
 			Name:      "ratelimit_wait_seconds",
-			Help:      "Time spent waiting for the client-side rate limiter.",
+			Help:      "Delay until the next slot of the client-side request budget, each time a call was refused for it and requeued.",
 			Buckets:   []float64{0, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300},
 		})),
 		throttled: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
