@@ -67,6 +67,11 @@ const (
 	// ReasonRateLimited (Reconciling): the API answered 429; the operator
 	// waits for Retry-After and tries again.
 	ReasonRateLimited = "RateLimited"
+	// ReasonWaitingForBudget (Reconciling): the request budget of the
+	// environment's token (requestsPerMinute) has no free slot now; the push
+	// has a booked slot and leaves at its turn. Other environments are not
+	// affected.
+	ReasonWaitingForBudget = "WaitingForBudget"
 	// ReasonAPIUnavailable (Reconciling): the API failed (5xx, timeout,
 	// network or an unreadable answer); the operator retries with backoff.
 	ReasonAPIUnavailable = "APIUnavailable"

@@ -38,6 +38,11 @@ type agentKey struct {
 	agentID string
 }
 
+// turn is the budget turn of one kind of work on an agent.
+func (k agentKey) turn(work string) string {
+	return work + "/" + k.env.String() + "/" + k.agentID
+}
+
 // publishState is what the AgentActions of an agent report in their
 // AgentPublished condition and status.agentStatus.
 type publishState struct {
@@ -302,7 +307,7 @@ func (p *Publisher) readPrior(ctx context.Context, key agentKey, api ActionAPI,
 		r.reading = done
 		p.mu.Unlock()
 
-		agent, err := api.GetAgent(talkover.WithPriority(ctx, talkover.PriorityHigh), key.agentID)
+		agent, err := api.GetAgent(talkover.WithTurn(ctx, key.turn("read"), talkover.PriorityHigh), key.agentID)
 
 		p.mu.Lock()
 		r.reading = nil
@@ -459,8 +464,16 @@ func (p *Publisher) publish(ctx context.Context, key agentKey) {
 		return
 	}
 
-	agent, err := api.PublishAgent(talkover.WithPriority(ctx, talkover.PriorityHigh), key.agentID)
+	agent, err := api.PublishAgent(talkover.WithTurn(ctx, key.turn("publish"), talkover.PriorityHigh), key.agentID)
 	if errors.Is(err, context.Canceled) {
+		return
+	}
+	var budget *talkover.BudgetError
+	if errors.As(err, &budget) {
+		// Not sent: come back when the booked slot is due.
+		p.mu.Lock()
+		r.notBefore = p.Now().Add(budget.RetryAfter)
+		p.mu.Unlock()
 		return
 	}
 	ended, changed := p.recordOutcome(logger, r, agent, err)

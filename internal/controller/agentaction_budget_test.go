@@ -265,9 +265,12 @@ func (f *fixture) pendingPublishes() []string {
 	return env.Status.PendingPublishes
 }
 
-func TestProgressingWrittenWhileWaitingForTheBudget(t *testing.T) {
+// A push that finds the budget spent does not hold a worker: it books its
+// slot, says so in status (no finalizer yet: nothing has left), and goes
+// when the slot is due.
+func TestWaitingForBudgetWrittenWhileTheSlotIsBooked(t *testing.T) {
 	f := newFixture(t)
-	f.setEnv(func(s *agentsv1alpha1.EnvironmentSpec) { s.RequestsPerMinute = ptrTo(int32(2)) })
+	f.setEnv(func(s *agentsv1alpha1.EnvironmentSpec) { s.RequestsPerMinute = ptrTo(int32(6)) })
 	f.create(f.webhook("first", "node-1"))
 	f.waitReason("first", agentsv1alpha1.ReasonSynced)
 	// The budget is spent: the next push waits, and says so meanwhile.
@@ -276,8 +279,12 @@ func TestProgressingWrittenWhileWaitingForTheBudget(t *testing.T) {
 		c := f.condition("second", agentsv1alpha1.ConditionReady)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Status).To(Equal(metav1.ConditionUnknown))
-		g.Expect(c.Reason).To(Equal(agentsv1alpha1.ReasonProgressing))
+		g.Expect(c.Reason).To(Equal(agentsv1alpha1.ReasonWaitingForBudget))
 		g.Expect(f.condition("second", agentsv1alpha1.ConditionReconciling).Status).To(Equal(metav1.ConditionTrue))
 	}, timeout, interval).Should(Succeed())
 	f.g.Expect(f.sim.Count(apisim.RouteUpsert)).To(Equal(1))
+	f.g.Expect(f.get("second").Finalizers).To(BeEmpty(), "no request of it has left")
+	// At 6 a minute the booked slot is about 10 s away.
+	f.waitReason("second", agentsv1alpha1.ReasonSynced)
+	f.g.Expect(f.sim.Count(apisim.RouteUpsert)).To(Equal(2))
 }

@@ -138,10 +138,9 @@ func (r *AgentActionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 }
 
 // ensureFinalizer adds the finalizer right before the first request of a
-// push leaves (pushAction runs it from the client), so a finalizer on a
-// resource without status.id means a push may have reached the API (see
-// reconcileDelete). The first reconcile always ends with a status write;
-// pushAction writes Ready=Unknown before the call if the call has to wait.
+// push leaves (once the request has its slot of the budget), so a finalizer
+// on a resource without status.id means a push may have reached the API
+// (see reconcileDelete).
 func (r *AgentActionReconciler) ensureFinalizer(ctx context.Context, s *agentActionScope) error {
 	if controllerutil.ContainsFinalizer(s.action, agentsv1alpha1.AgentActionFinalizer) {
 		return nil
@@ -153,21 +152,6 @@ func (r *AgentActionReconciler) ensureFinalizer(ctx context.Context, s *agentAct
 	}
 	s.base.ObjectMeta = *s.action.ObjectMeta.DeepCopy()
 	return nil
-}
-
-// writeProgressing writes Ready=Unknown/Progressing before a call that has
-// to wait (rate limiter, open circuit), so a new resource does not show an
-// empty status meanwhile. A call that can go at once skips this write: the
-// status written after it says more. A resource that already has a Ready
-// condition (an earlier attempt failed) keeps it until the call's outcome.
-func (r *AgentActionReconciler) writeProgressing(ctx context.Context, s *agentActionScope) error {
-	if !s.isNew || findCondition(s.action.Status.Conditions, agentsv1alpha1.ConditionReady) != nil ||
-		!r.Clients.MustWait(s.env, s.token) {
-		return nil
-	}
-	s.outcome = outcome{kind: outcomeProgressing, reason: agentsv1alpha1.ReasonProgressing,
-		message: "Waiting for the Talkover API's rate limit to push the action."}
-	return r.patchStatus(ctx, s)
 }
 
 // patchStatus writes the status computed from the scope's outcome, if it
@@ -247,6 +231,11 @@ func findCondition(conds []metav1.Condition, t string) *metav1.Condition {
 	return nil
 }
 
+// reconcileTimeout bounds one reconcile: no call waits for a budget, so a
+// reconcile makes at most a few requests, each bounded by the HTTP client's
+// timeout.
+const reconcileTimeout = 2 * time.Minute
+
 // setupRunnables adds the Publisher and the DriftChecker to the manager.
 func (r *AgentActionReconciler) setupRunnables(mgr ctrl.Manager) error {
 	r.requeues = make(chan event.TypedGenericEvent[*AgentAction], 4096)
@@ -301,7 +290,8 @@ func (r *AgentActionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.actionsOfSecret)).
 		WatchesRawSource(source.Channel(r.requeues, &handler.TypedEnqueueRequestForObject[*AgentAction]{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: newRetryRateLimiter()}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: newRetryRateLimiter(),
+			ReconciliationTimeout: reconcileTimeout}).
 		Named("agentaction").
 		Complete(r)
 }

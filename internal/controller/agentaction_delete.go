@@ -97,7 +97,7 @@ func (r *AgentActionReconciler) reclaimRemote(ctx context.Context, s *agentActio
 	if err := r.beginChange(ctx, s); err != nil {
 		return r.reclaimError(ctx, s, err)
 	}
-	remote, err := s.api.UpsertAction(talkover.WithPriority(ctx, talkover.PriorityHigh), s.action.Spec.AgentID, s.request)
+	remote, err := s.api.UpsertAction(talkover.WithTurn(ctx, actionTurn(s.action), talkover.PriorityHigh), s.action.Spec.AgentID, s.request)
 	r.Publisher.EndChange(s.agent)
 	if err != nil {
 		return r.reclaimError(ctx, s, err)
@@ -139,7 +139,7 @@ func (r *AgentActionReconciler) deleteRemote(ctx context.Context, s *agentAction
 		}
 		return r.apiError(ctx, s, err)
 	}
-	err := s.api.DeleteAction(talkover.WithPriority(ctx, talkover.PriorityHigh), a.Spec.AgentID, a.Status.ID)
+	err := s.api.DeleteAction(talkover.WithTurn(ctx, actionTurn(a), talkover.PriorityHigh), a.Spec.AgentID, a.Status.ID)
 	r.Publisher.EndChange(s.agent)
 	if err != nil && !talkover.IsNotFound(err) {
 		return r.apiError(ctx, s, err)

@@ -51,6 +51,10 @@ func (r *AgentActionReconciler) apiError(ctx context.Context, s *agentActionScop
 		return r.stall(s, reason, "%s", terminalMessage(reason, err))
 	}
 	s.done = true
+	var budget *talkover.BudgetError
+	if errors.As(err, &budget) {
+		return budgetWait(s, budget), nil
+	}
 	if talkover.IsRateLimited(err) {
 		wait, ok := talkover.RetryAfter(err)
 		if !ok || wait <= 0 {
@@ -72,6 +76,30 @@ func (r *AgentActionReconciler) apiError(ctx context.Context, s *agentActionScop
 		return ctrl.Result{RequeueAfter: open.RetryAfter + time.Duration(rand.Int64N(int64(time.Second)))}, nil //nolint:gosec // jitter
 	}
 	return ctrl.Result{}, err
+}
+
+// budgetWait requeues a push that found its environment's budget spent, or
+// paused by the server, for the moment its slot is due: no worker waits.
+// A booked slot is claimed on time (no jitter: a late claim loses the
+// slot); the end of a pause is spread with jitter, since every resource of
+// the environment was told the same time.
+func budgetWait(s *agentActionScope, err *talkover.BudgetError) ctrl.Result {
+	if err.Paused {
+		s.outcome = outcome{kind: outcomeRetrying, reason: agentsv1alpha1.ReasonRateLimited,
+			message: "The Talkover API asked this environment to wait (429 or 503 with Retry-After); the push is retried when the pause ends."}
+		return ctrl.Result{RequeueAfter: err.RetryAfter + time.Duration(rand.Float64()*0.2*float64(err.RetryAfter))} //nolint:gosec // jitter
+	}
+	s.outcome = outcome{kind: outcomeProgressing, reason: agentsv1alpha1.ReasonWaitingForBudget,
+		message: fmt.Sprintf("Waiting for a free slot in the request budget of the environment's token (%s); the push has a booked slot.", budgetOf(s.env))}
+	return ctrl.Result{RequeueAfter: err.RetryAfter}
+}
+
+// budgetOf describes an environment's request budget.
+func budgetOf(env *agentsv1alpha1.Environment) string {
+	if env == nil {
+		return "requestsPerMinute"
+	}
+	return fmt.Sprintf("%d requests a minute", EffectiveRequestsPerMinute(env))
 }
 
 // terminalReason maps an answer that retrying cannot fix to its reason.

@@ -18,7 +18,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -183,24 +182,23 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 	}
 	a := s.action
 	s.isNew = !controllerutil.ContainsFinalizer(a, agentsv1alpha1.AgentActionFinalizer)
-	if err := r.writeProgressing(ctx, s); err != nil {
-		return ctrl.Result{}, err
-	}
 	if err := r.beginChange(ctx, s); err != nil {
 		return r.apiError(ctx, s, err)
 	}
-	// The finalizer goes on right before the request leaves, once the rate
-	// limiter and the circuit breaker let it go: a resource whose requests
-	// never left has none, and its deletion needs no call.
-	callCtx := talkover.WithBeforeSend(talkover.WithPriority(ctx, pushPriority(a)), func(ctx context.Context) error {
-		return r.ensureFinalizer(ctx, s)
-	})
+	callCtx, err := s.api.Reserve(talkover.WithTurn(ctx, actionTurn(a), pushPriority(a)))
+	if err != nil {
+		r.Publisher.EndChange(s.agent)
+		return r.apiError(ctx, s, err)
+	}
+	// The finalizer goes on once the request has its slot, right before it
+	// leaves: a resource whose requests never left has none, and its
+	// deletion needs no call.
+	if err := r.ensureFinalizer(ctx, s); err != nil {
+		r.Publisher.EndChange(s.agent)
+		return ctrl.Result{}, err
+	}
 	remote, err := s.api.UpsertAction(callCtx, a.Spec.AgentID, s.request)
 	r.Publisher.EndChange(s.agent)
-	var notSent *talkover.BeforeSendError
-	if errors.As(err, &notSent) {
-		return ctrl.Result{}, notSent.Err
-	}
 	if err != nil {
 		return r.apiError(ctx, s, err)
 	}
@@ -236,6 +234,12 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 	return ctrl.Result{}, nil
 }
 
+// actionTurn is the budget turn of an AgentAction: its booked slot stays
+// its own across requeues.
+func actionTurn(a *AgentAction) string {
+	return "agentaction/" + string(a.UID)
+}
+
 // pushPriority puts a user's change before retries of failed pushes.
 func pushPriority(a *AgentAction) talkover.Priority {
 	if c := findCondition(a.Status.Conditions, agentsv1alpha1.ConditionReconciling); c != nil &&
@@ -249,7 +253,7 @@ func pushPriority(a *AgentAction) talkover.Priority {
 // the one in status: the old one is deleted so no stale twin is left.
 func (r *AgentActionReconciler) replaceTwin(ctx context.Context, s *agentActionScope, oldID, newID string) {
 	a := s.action
-	err := s.api.DeleteAction(talkover.WithPriority(ctx, talkover.PriorityHigh), a.Spec.AgentID, oldID)
+	err := s.api.DeleteAction(talkover.WithTurn(ctx, actionTurn(a), talkover.PriorityHigh), a.Spec.AgentID, oldID)
 	if err != nil && !talkover.IsNotFound(err) {
 		log.FromContext(ctx).Error(err, "Failed to delete the replaced remote action", "id", oldID)
 		r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, "TwinNotDeleted", "Push",

@@ -26,6 +26,13 @@ import (
 // controllers get one per Environment from a ClientFactory;
 // *talkover.Client implements it.
 type ActionAPI interface {
+	// Reserve is called right before a push or a delete: it takes a slot of
+	// the credential's request budget for the next call made with the
+	// returned context, or fails at once (a *talkover.BudgetError or a
+	// *talkover.CircuitOpenError saying when to come back). The caller
+	// adds its finalizer in between, so a resource whose requests never
+	// left has none.
+	Reserve(ctx context.Context) (context.Context, error)
 	// UpsertAction is called when the payload of an AgentAction differs
 	// from the one last applied, or the remote action is gone.
 	UpsertAction(ctx context.Context, agentID string, req talkover.ActionRequest) (*talkover.Action, error)

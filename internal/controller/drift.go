@@ -153,7 +153,8 @@ func (d *DriftChecker) check(ctx context.Context, key agentKey) {
 	a := d.agents[key]
 	api := a.api
 	d.mu.Unlock()
-	defer d.reschedule(key)
+	var retryIn time.Duration
+	defer func() { d.reschedule(key, retryIn) }()
 
 	var actions agentsv1alpha1.AgentActionList
 	if err := d.Client.List(ctx, &actions, client.InNamespace(key.env.Namespace),
@@ -166,7 +167,12 @@ func (d *DriftChecker) check(ctx context.Context, key agentKey) {
 		d.mu.Unlock()
 		return
 	}
-	remote, err := api.ListActions(talkover.WithPriority(ctx, talkover.PriorityLow), key.agentID)
+	remote, err := api.ListActions(talkover.WithTurn(ctx, key.turn("drift"), talkover.PriorityLow), key.agentID)
+	if budget := (*talkover.BudgetError)(nil); errors.As(err, &budget) {
+		// Not sent: come back when the booked slot is due.
+		retryIn = budget.RetryAfter
+		return
+	}
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
 			log.FromContext(ctx).Info("Drift check failed", "agent", key.agentID, "error", err.Error())
@@ -195,12 +201,17 @@ func (d *DriftChecker) check(ctx context.Context, key agentKey) {
 	}
 }
 
-func (d *DriftChecker) reschedule(key agentKey) {
+// reschedule plans the next check of an agent: after retryIn if the check
+// could not be made yet, otherwise after the interval.
+func (d *DriftChecker) reschedule(key agentKey, retryIn time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if a, ok := d.agents[key]; ok {
 		a.running = false
-		a.next = d.Now().Add(a.interval)
+		if retryIn <= 0 {
+			retryIn = a.interval
+		}
+		a.next = d.Now().Add(retryIn)
 	}
 }
 

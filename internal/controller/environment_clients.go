@@ -129,16 +129,6 @@ func (c *Clients) limiterLocked(key string, rpm int) *talkover.Limiter {
 	return l
 }
 
-// MustWait reports whether a call with this Environment's credential would
-// have to wait: for the rate limiter, or because its circuit is open.
-func (c *Clients) MustWait(env *agentsv1alpha1.Environment, token string) bool {
-	key := credentialKey(EffectiveAPIURL(env), token)
-	c.mu.Lock()
-	limiter, breaker := c.limiters[key], c.breakers[key]
-	c.mu.Unlock()
-	return !limiter.Idle() || breaker.Open()
-}
-
 // Forget drops the client of a deleted Environment.
 func (c *Clients) Forget(name types.NamespacedName) {
 	c.mu.Lock()

@@ -28,6 +28,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 )
@@ -424,10 +425,36 @@ func encodeBody(r request) ([]byte, error) {
 	return payload, nil
 }
 
-// reserve takes a slot of the budget for the turn in ctx, or returns a
-// *BudgetError saying when to come back. It never blocks.
+// grantKey is the context key of a slot taken by Reserve.
+type grantKey struct{}
+
+// grant is a slot of the budget taken by Reserve for the next call.
+type grant struct{ used atomic.Bool }
+
+// Reserve takes a slot of the budget now for the turn in ctx (see
+// WithTurn), for the next call made with the returned context, so that a
+// caller can record that a request is about to leave before it does. It
+// fails at once, and takes nothing, with a *CircuitOpenError while the
+// circuit is open and a *BudgetError when no slot is free now (a later slot
+// is then booked for the turn).
+func (c *Client) Reserve(ctx context.Context) (context.Context, error) {
+	if wait := c.breaker.wait(); wait > 0 {
+		return ctx, &CircuitOpenError{Op: "Reserve", RetryAfter: wait}
+	}
+	if err := c.reserve(ctx, "Reserve"); err != nil {
+		return ctx, err
+	}
+	return context.WithValue(ctx, grantKey{}, &grant{}), nil
+}
+
+// reserve takes a slot of the budget for the turn in ctx (or the one taken
+// by Reserve), or returns a *BudgetError saying when to come back. It never
+// blocks.
 func (c *Client) reserve(ctx context.Context, op string) error {
 	if c.limiter == nil {
+		return nil
+	}
+	if g, ok := ctx.Value(grantKey{}).(*grant); ok && g.used.CompareAndSwap(false, true) {
 		return nil
 	}
 	t, _ := turnFrom(ctx)

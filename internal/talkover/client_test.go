@@ -800,6 +800,28 @@ func TestClient_NeverWaitsForTheBudget(t *testing.T) {
 		t.Errorf("%d requests, want 1", n)
 	}
 
+	// Reserve takes the slot for the next call made with its context, and
+	// only that one.
+	_, err = c.Reserve(ctx)
+	if !errors.As(err, &budget) {
+		t.Fatalf("Reserve on a spent budget = %v, want a *BudgetError", err)
+	}
+	clk.Advance(budget.RetryAfter)
+	reserved, err := c.Reserve(ctx)
+	if err != nil {
+		t.Fatalf("Reserve when the slot is due: %v", err)
+	}
+	if _, err := c.ListActions(reserved, "a"); err != nil {
+		t.Fatalf("ListActions with the reserved slot: %v", err)
+	}
+	if _, err := c.ListActions(reserved, "a"); !errors.As(err, &budget) {
+		t.Errorf("a second call on one reserved slot = %v, want a *BudgetError", err)
+	}
+	if n := len(ts.recorded()); n != 2 {
+		t.Errorf("%d requests, want 2", n)
+	}
+	limiter.Cancel("agentaction/a")
+
 	// While the server asks to wait, calls are refused with the pause left
 	// and nothing is booked; an open breaker refuses before the budget.
 	limiter.PauseFor(time.Hour)
@@ -817,8 +839,8 @@ func TestClient_NeverWaitsForTheBudget(t *testing.T) {
 	if limiter.Booked() != 0 || limiter.Reserve("", PriorityHigh) != 0 {
 		t.Error("a call refused by the breaker used the budget")
 	}
-	if n := len(ts.recorded()); n != 1 {
-		t.Errorf("%d requests, want 1", n)
+	if n := len(ts.recorded()); n != 2 {
+		t.Errorf("%d requests, want 2", n)
 	}
 
 	// A cancelled context sends nothing and is not retryable.
