@@ -194,6 +194,7 @@ func (b *bench) printResults(runSys sysCPU, source string) int {
 		t.print(out)
 	}
 	missed := printSummary(out, b.tables)
+	printWritesPerAction(out, b.tables)
 	if b.mgr != nil {
 		say(out, "\nManager logs in %s (%d error lines in the last run's log).\n", b.cfg.logDir, b.mgr.errorLines())
 	}
