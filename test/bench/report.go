@@ -79,14 +79,18 @@ func (t *table) note(format string, args ...any) {
 
 // calls adds the rows of API calls by endpoint (the total and the 429s are
 // added by each scenario, as information or against a target).
-func (t *table) calls(c apiCounts) {
-	t.info("  upsert (POST actions)", "%d", c.upsert)
-	t.info("  list (GET actions)", "%d", c.list)
-	t.info("  delete (DELETE action)", "%d", c.del)
-	t.info("  get agent (GET agent)", "%d", c.getAgent)
-	t.info("  publish (POST publish)", "%d", c.publish)
+func (t *table) calls(c apiCounts) { t.callsWith("  ", c) }
+
+// callsWith adds the rows of API calls by endpoint, each metric starting
+// with prefix.
+func (t *table) callsWith(prefix string, c apiCounts) {
+	t.info(prefix+"upsert (POST actions)", "%d", c.upsert)
+	t.info(prefix+"list (GET actions)", "%d", c.list)
+	t.info(prefix+"delete (DELETE action)", "%d", c.del)
+	t.info(prefix+"get agent (GET agent)", "%d", c.getAgent)
+	t.info(prefix+"publish (POST publish)", "%d", c.publish)
 	if c.unpublish != 0 || c.other != 0 {
-		t.info("  unpublish / unmatched", "%d / %d", c.unpublish, c.other)
+		t.info(prefix+"unpublish / unmatched", "%d / %d", c.unpublish, c.other)
 	}
 }
 
