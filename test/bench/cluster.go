@@ -399,12 +399,7 @@ func (b *bench) newSim(prefix string, agents int, opts ...apisim.Option) (*apisi
 	s.Start()
 	s.AddEnvironment(simEnv, simToken)
 	b.sims = append(b.sims, s)
-	ids := make([]string, agents)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("%s-agent-%02d", prefix, i)
-		s.AddAgent(simEnv, ids[i], apisim.AgentOptions{Name: "Benchmark agent " + ids[i], Published: true})
-	}
-	return s, ids
+	return s, addAgents(s, simEnv, prefix, agents)
 }
 
 // envOptions are the Environment fields a scenario sets.
@@ -412,6 +407,7 @@ type envOptions struct {
 	rpm    int32
 	policy agentsv1alpha1.PublishPolicy
 	drift  time.Duration // 0: the default (10m)
+	token  string        // "": simToken
 }
 
 // setupNamespace creates a namespace with the token Secret and the
@@ -420,7 +416,11 @@ func (b *bench) setupNamespace(ctx context.Context, ns string, sim *apisim.Serve
 	if err := b.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return fmt.Errorf("creating namespace %s: %w", ns, err)
 	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: tokenSecret}, StringData: map[string]string{"token": simToken}}
+	token := o.token
+	if token == "" {
+		token = simToken
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: tokenSecret}, StringData: map[string]string{"token": token}}
 	if err := b.k8s.Create(ctx, secret); err != nil {
 		return fmt.Errorf("creating the token Secret in %s: %w", ns, err)
 	}

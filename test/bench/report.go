@@ -34,6 +34,20 @@ type table struct {
 	notes []string
 	rows  []row
 	err   error
+	// perAction is the manager's kube-apiserver writes in the scenario's
+	// window and the AgentActions they are divided by, for the summary's
+	// writes-per-AgentAction table (nil: not reported).
+	perAction *perActionWrites
+}
+
+// perActionWrites is one scenario's row of the writes-per-AgentAction
+// table.
+type perActionWrites struct {
+	// n is the number of AgentActions the writes are divided by, and what
+	// says which ("created", "repaired", ...).
+	n      int
+	what   string
+	writes kubeCounts
 }
 
 // row is one line of a table; result is "", "PASS" or "MISS".
@@ -65,14 +79,18 @@ func (t *table) note(format string, args ...any) {
 
 // calls adds the rows of API calls by endpoint (the total and the 429s are
 // added by each scenario, as information or against a target).
-func (t *table) calls(c apiCounts) {
-	t.info("  upsert (POST actions)", "%d", c.upsert)
-	t.info("  list (GET actions)", "%d", c.list)
-	t.info("  delete (DELETE action)", "%d", c.del)
-	t.info("  get agent (GET agent)", "%d", c.getAgent)
-	t.info("  publish (POST publish)", "%d", c.publish)
+func (t *table) calls(c apiCounts) { t.callsWith("  ", c) }
+
+// callsWith adds the rows of API calls by endpoint, each metric starting
+// with prefix.
+func (t *table) callsWith(prefix string, c apiCounts) {
+	t.info(prefix+"upsert (POST actions)", "%d", c.upsert)
+	t.info(prefix+"list (GET actions)", "%d", c.list)
+	t.info(prefix+"delete (DELETE action)", "%d", c.del)
+	t.info(prefix+"get agent (GET agent)", "%d", c.getAgent)
+	t.info(prefix+"publish (POST publish)", "%d", c.publish)
 	if c.unpublish != 0 || c.other != 0 {
-		t.info("  unpublish / unmatched", "%d / %d", c.unpublish, c.other)
+		t.info(prefix+"unpublish / unmatched", "%d / %d", c.unpublish, c.other)
 	}
 }
 
@@ -86,6 +104,48 @@ func (t *table) writes(prefix string, k kubeCounts) {
 		t.info(prefix+"  of which 409 Conflict (AgentActions)", "%d", c)
 	}
 	t.info(prefix+"kube-apiserver reads, Secret GETs (not cached)", "%d", k.get(keySecretReads))
+}
+
+// writesPerAction adds the row of the manager's kube-apiserver writes per
+// AgentAction (all counted writes: AgentActions and their status,
+// Environments and their status, Events) and keeps them for the summary.
+// what says which AgentActions n counts; note is added to the metric.
+func (t *table) writesPerAction(prefix, note string, n int, what string, k kubeCounts) {
+	t.perAction = &perActionWrites{n: n, what: what, writes: k}
+	metric := prefix + "kube-apiserver writes per AgentAction"
+	if note != "" {
+		metric += " (" + note + ")"
+	}
+	t.info(metric, "%s (%d writes / %d AgentActions %s)", perActionString(k.allWrites(), n), k.allWrites(), n, what)
+}
+
+// perActionString formats writes / n, or "n/a" for n = 0.
+func perActionString(writes, n int) string {
+	if n <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", float64(writes)/float64(n))
+}
+
+// printWritesPerAction prints the manager's kube-apiserver writes per
+// AgentAction of every scenario that reports them, by resource.
+func printWritesPerAction(w io.Writer, tables []*table) {
+	say(w, "%s\n", "\nkube-apiserver writes per AgentAction (the manager's writes in each scenario's counted window)")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	say(tw, "%s\n", "  scenario\tAgentActions\tAgentAction status\tAgentAction other\tEnvironment status/other\tEvents\twrites\tper AgentAction")
+	say(tw, "%s\n", "  --------\t------------\t------------------\t-----------------\t------------------------\t------\t------\t---------------")
+	for _, t := range tables {
+		p := t.perAction
+		if p == nil {
+			say(tw, "  %d\t(not measured)\t\t\t\t\t\t\n", t.id)
+			continue
+		}
+		k := p.writes
+		say(tw, "  %d\t%d %s\t%d\t%d\t%d / %d\t%d\t%d\t%s\n", t.id, p.n, p.what,
+			k.get(keyActionStatus), k.get(keyActionMain), k.get(keyEnvStatus), k.get(keyEnvMain), k.get(keyEvents),
+			k.allWrites(), perActionString(k.allWrites(), p.n))
+	}
+	_ = tw.Flush()
 }
 
 // proc adds the rows of the manager's peak RSS and CPU.

@@ -44,6 +44,12 @@ type sizes struct {
 
 	s5Actions, s5Agents, s5Edits, s5Deletes int
 	s5Interval                              time.Duration
+
+	// Scenario 6: tenant A's AgentActions and agents, tenant B's changes
+	// (one AgentAction each) and agents, the time between B's changes,
+	// and the budget of both (Environment and simulator, per token).
+	s6AActions, s6AAgents, s6BChanges, s6BAgents, s6RPM int
+	s6BEvery                                            time.Duration
 }
 
 // sizesFor returns the sizes of issue 5, or a tenth of them with -quick.
@@ -56,6 +62,9 @@ func sizesFor(quick bool) sizes {
 			s3Interval: 10 * time.Second, s3Window: 20 * time.Second,
 			s4Window:  10 * time.Second,
 			s5Actions: 50, s5Agents: 2, s5Edits: 5, s5Deletes: 5, s5Interval: 10 * time.Second,
+			// A's bound is 64 calls / 100 per minute = 38.4 s, and B's 15
+			// changes take 28 s, so they all land during A's backlog.
+			s6AActions: 60, s6AAgents: 2, s6BChanges: 15, s6BAgents: 3, s6RPM: 100, s6BEvery: 2 * time.Second,
 		}
 	}
 	return sizes{
@@ -65,6 +74,7 @@ func sizesFor(quick bool) sizes {
 		s3Interval: 10 * time.Second, s3Window: 60 * time.Second,
 		s4Window:  30 * time.Second,
 		s5Actions: 500, s5Agents: 10, s5Edits: 50, s5Deletes: 50, s5Interval: 10 * time.Second,
+		s6AActions: 600, s6AAgents: 10, s6BChanges: 30, s6BAgents: 3, s6RPM: 100, s6BEvery: 2 * time.Second,
 	}
 }
 
@@ -133,6 +143,8 @@ func (b *bench) titles() map[int]string {
 		4: fmt.Sprintf("restart: SIGTERM and restart the manager after scenario 2, watched for %s", sz.s4Window),
 		5: fmt.Sprintf("drift: %d of %d actions edited and %d deleted in the simulator, drift interval %s",
 			sz.s5Edits, sz.s5Actions, sz.s5Deletes, sz.s5Interval),
+		6: fmt.Sprintf("two tenants: A rolls out %d AgentActions over %d agents at %d/min while B makes %d changes over %d agents, one every %s (budget %d/min)",
+			sz.s6AActions, sz.s6AAgents, sz.s6RPM, sz.s6BChanges, sz.s6BAgents, sz.s6BEvery, sz.s6RPM),
 	}
 }
 
@@ -141,7 +153,7 @@ func (b *bench) titles() map[int]string {
 // for a manager that cannot be started again.
 func (b *bench) runScenarios(ctx context.Context) error {
 	scenarios := map[int]func(context.Context, *table) error{
-		0: b.scenario0, 1: b.scenario1, 2: b.scenario2, 3: b.scenario3, 4: b.scenario4, 5: b.scenario5,
+		0: b.scenario0, 1: b.scenario1, 2: b.scenario2, 3: b.scenario3, 4: b.scenario4, 5: b.scenario5, 6: b.scenario6,
 	}
 	titles := b.titles()
 	for _, id := range b.cfg.scenarios {
@@ -194,6 +206,7 @@ func (b *bench) printResults(runSys sysCPU, source string) int {
 		t.print(out)
 	}
 	missed := printSummary(out, b.tables)
+	printWritesPerAction(out, b.tables)
 	if b.mgr != nil {
 		say(out, "\nManager logs in %s (%d error lines in the last run's log).\n", b.cfg.logDir, b.mgr.errorLines())
 	}

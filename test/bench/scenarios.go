@@ -92,7 +92,7 @@ func (b *bench) scenario0(ctx context.Context, t *table) error {
 	t.calls(api1)
 	t.info("429 answers received", "%d", api1.tooMany)
 	t.writes("to all Ready: ", rollout)
-	t.info("to all Ready: kube-apiserver writes per AgentAction", "%.2f", float64(rollout.allWrites())/float64(n))
+	t.writesPerAction("to all Ready: ", "", n, "created", rollout)
 	label := fmt.Sprintf("at rest (%s after): ", b.sz.restWindow)
 	t.check(label+"AgentAction status writes", fmt.Sprint(rest.get(keyActionStatus)), "= 0", rest.get(keyActionStatus) == 0)
 	t.info(label+"other kube-apiserver writes", "%d (AgentAction %d, Environment %d, Events %d)",
@@ -164,8 +164,7 @@ func (b *bench) scenario1(ctx context.Context, t *table) error {
 	t.info("AgentActions created by the benchmark in", "%s", secs(created))
 	t.info("calls needed: POSTs + agent reads + publishes", "%d + %d + %d = %d", n, nAgents, nAgents, needed)
 	t.info("lower bound: calls needed / rate", "%s", secs(bound))
-	t.check("wall time, first create to all Ready and all agents published", secs(wall),
-		fmt.Sprintf("<= 1.1 x bound = %s", secs(time.Duration(1.1*float64(bound)))), float64(wall) <= 1.1*float64(bound))
+	t.checkBound("wall time, first create to all Ready and all agents published", wall, bound)
 	t.info("  ratio to the lower bound", "%.3f", float64(wall)/float64(bound))
 	t.info("  all Ready at", "%s", secs(readyAt.Sub(start)))
 	t.info("  all AgentActions report the publish at", "%s", secs(reportedAt.Sub(start)))
@@ -178,7 +177,7 @@ func (b *bench) scenario1(ctx context.Context, t *table) error {
 		t.info("  a 429", "%s", r)
 	}
 	t.writes("", writes)
-	t.info("kube-apiserver writes per AgentAction", "%.2f", float64(writes.allWrites())/float64(n))
+	t.writesPerAction("", "", n, "created", writes)
 	t.proc(st, 0)
 	return nil
 }
@@ -244,7 +243,7 @@ func (b *bench) scenario2(ctx context.Context, t *table) error {
 	t.calls(api)
 	t.info("429 answers received", "%d", api.tooMany)
 	t.writes("", writes)
-	t.info("kube-apiserver writes per AgentAction (baseline: 1)", "%.2f", float64(writes.allWrites())/float64(n))
+	t.writesPerAction("", "baseline: 1", n, "created", writes)
 	return nil
 }
 
@@ -300,6 +299,7 @@ func (b *bench) scenario3(ctx context.Context, t *table) error {
 	aw := writes.actionWrites() + writes.get(keyEvents)
 	t.check("kube-apiserver writes to AgentActions and Events", fmt.Sprint(aw), "= 0", aw == 0)
 	t.writes("", writes)
+	t.writesPerAction("", "", s.n, "at rest", writes)
 	t.proc(st, 0)
 	return nil
 }
@@ -339,13 +339,15 @@ func (b *bench) scenario4(ctx context.Context, t *table) error {
 	st := pw.end()
 	writes := k1.sub(k0)
 
-	t.note("The restarted manager reads all %d AgentActions of scenarios 0 to 2 and reconciles each once; "+
-		"the drift interval of scenario 2's agents is %s (scenario 3).", b.totalActions(), b.sz.s3Interval)
+	restartN := b.totalActions()
+	t.note("The restarted manager reads all %d AgentActions of the scenarios before and reconciles each once; "+
+		"the drift interval of scenario 2's agents is %s (scenario 3).", restartN, b.sz.s3Interval)
 	t.info("manager stop after SIGTERM", "%s", secs(stopped))
 	t.info("restarted manager: readyz / workers running after", "%s / %s", secs(m.readyAfter), secs(m.workersAfter))
 	t.info("wall time (window from the restart)", "%s", secs(window))
 	t.check("kube-apiserver writes (AgentActions, Environments, Events)", fmt.Sprint(writes.allWrites()), "= 0", writes.allWrites() == 0)
 	t.writes("", writes)
+	t.writesPerAction("", "", restartN, "read after the restart", writes)
 	t.check("API writes (upsert, delete, publish), all simulators", fmt.Sprint(allAPI.writes()), "= 0", allAPI.writes() == 0)
 	t.info("API calls to scenario 2's simulator, total", "%d", api.total())
 	t.calls(api)
@@ -458,8 +460,21 @@ func (b *bench) scenario5(ctx context.Context, t *table) error {
 	t.info("API calls, total", "%d", api.total())
 	t.info("429 answers received", "%d", api.tooMany)
 	t.writes("", writes)
+	t.writesPerAction("", "", edits+deletes, "repaired", writes)
 	t.proc(st, 0)
 	return nil
+}
+
+// boundFactor is how far a rollout under the budget may run past its lower
+// bound (calls needed / rate): scenarios 1 and 6 (issue 10 tightened it
+// from 1.1).
+const boundFactor = 1.05
+
+// checkBound adds the row of a rollout's wall time against boundFactor
+// times its lower bound.
+func (t *table) checkBound(metric string, wall, bound time.Duration) {
+	limit := time.Duration(boundFactor * float64(bound))
+	t.check(metric, secs(wall), fmt.Sprintf("<= %.2f x bound = %s", boundFactor, secs(limit)), wall <= limit)
 }
 
 // windowPeak returns the largest number of requests answered other than 429
