@@ -87,6 +87,11 @@ const (
 	// ReasonInvalidSpec (Stalled): the spec cannot be turned into a request
 	// (admission rules normally prevent this).
 	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonDrifted (Ready=False, Synced=False, Reconciling=True): a drift
+	// check found the remote action changed or deleted outside Kubernetes;
+	// the message names what differs, and the operator pushes the spec
+	// again.
+	ReasonDrifted = "Drifted"
 	// ReasonDriftCorrected (Event): the remote action had been changed or
 	// deleted outside Kubernetes and was restored.
 	ReasonDriftCorrected = "DriftCorrected"

@@ -54,7 +54,6 @@ type AgentActionReconciler struct {
 	Recorder       events.EventRecorder
 	Clients        *Clients
 	Publisher      *Publisher
-	Drift          *DriftChecker
 
 	// StalledRetryInterval is how long a Stalled resource waits before the
 	// operator tries the API again on its own (a change of the spec, the
@@ -242,19 +241,16 @@ func (r *AgentActionReconciler) setupRunnables(mgr ctrl.Manager) error {
 	if r.Publisher == nil {
 		r.Publisher = NewPublisher(5 * time.Second)
 	}
-	if r.Drift == nil {
-		r.Drift = NewDriftChecker(mgr.GetClient())
-	}
 	r.Publisher.Notify = r.requeueAgent
 	r.Publisher.Resolve = r.environmentAPI
 	if r.Publisher.Ledger == nil {
 		r.Publisher.Ledger = NewStatusLedger(mgr.GetClient(), r.APIReader)
 	}
-	r.Drift.Notify = r.requeue
 	if err := mgr.Add(r.Publisher); err != nil {
 		return err
 	}
-	return mgr.Add(r.Drift)
+	drift := &AgentDriftReconciler{Client: mgr.GetClient(), Resolve: r.resolveAgentEnvironment, Now: r.Now}
+	return drift.SetupWithManager(mgr)
 }
 
 // SetupWithManager registers the controller, its field indexes and its
@@ -279,6 +275,7 @@ func (r *AgentActionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 			predicate.GenerationChangedPredicate{},
 			predicate.AnnotationChangedPredicate{},
 			deletionPredicate{},
+			driftFoundPredicate{},
 		))).
 		Watches(&AgentAction{}, handler.EnqueueRequestsFromMapFunc(r.duplicatePeers),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate{}))).

@@ -45,7 +45,7 @@ func (r *AgentActionReconciler) reconcileDelete(ctx context.Context, s *agentAct
 	}
 	s.outcome = outcome{kind: outcomeDeleting, reason: agentsv1alpha1.ReasonDeleting, message: "Deleting the remote action."}
 	if a.Spec.DeletionPolicy != agentsv1alpha1.DeletionPolicyOrphan && !r.isDuplicate(ctx, s) {
-		r.applied.catchUp(a.UID, &a.Status)
+		r.applied.catchUp(a)
 		if a.Status.ID == "" && pushMayHaveLanded(a) {
 			if res, err := r.reclaimRemote(ctx, s); err != nil || s.done {
 				return res, err

@@ -119,25 +119,36 @@ func (r *AgentActionReconciler) resolveToken(ctx context.Context, s *agentAction
 // environment (no namespace: a ClusterEnvironment), for the Publisher's
 // publishes found in the ledger.
 func (r *AgentActionReconciler) environmentAPI(ctx context.Context, key types.NamespacedName) (ActionAPI, agentsv1alpha1.PublishPolicy, error) {
-	env := &agentsv1alpha1.Environment{}
-	if key.Namespace == "" {
-		ce := &agentsv1alpha1.ClusterEnvironment{}
-		if err := r.Get(ctx, key, ce); err != nil {
-			return nil, "", err
-		}
-		env = clusterAsEnvironment(ce)
-	} else if err := r.Get(ctx, key, env); err != nil {
-		return nil, "", err
-	}
-	token, err := r.secretValue(ctx, r.tokenNamespace(env), env.Spec.TokenSecretRef.Name, EffectiveTokenKey(env))
-	if err != nil {
-		return nil, "", err
-	}
-	api, err := r.Clients.For(env, token)
+	env, api, err := r.resolveAgentEnvironment(ctx, agentKey{env: key})
 	if err != nil {
 		return nil, "", err
 	}
 	return api, EffectivePublishPolicy(env), nil
+}
+
+// resolveAgentEnvironment returns the environment of an agent (no
+// namespace: a ClusterEnvironment) and its API client, for the controllers
+// keyed by agent.
+func (r *AgentActionReconciler) resolveAgentEnvironment(ctx context.Context, key agentKey) (*agentsv1alpha1.Environment, ActionAPI, error) {
+	env := &agentsv1alpha1.Environment{}
+	if key.env.Namespace == "" {
+		ce := &agentsv1alpha1.ClusterEnvironment{}
+		if err := r.Get(ctx, key.env, ce); err != nil {
+			return nil, nil, err
+		}
+		env = clusterAsEnvironment(ce)
+	} else if err := r.Get(ctx, key.env, env); err != nil {
+		return nil, nil, err
+	}
+	token, err := r.secretValue(ctx, r.tokenNamespace(env), env.Spec.TokenSecretRef.Name, EffectiveTokenKey(env))
+	if err != nil {
+		return nil, nil, err
+	}
+	api, err := r.Clients.For(env, token)
+	if err != nil {
+		return nil, nil, err
+	}
+	return env, api, nil
 }
 
 // envDescription names an environment for messages.

@@ -145,7 +145,7 @@ func (r *AgentActionReconciler) connect(_ context.Context, s *agentActionScope) 
 
 // buildPayload hashes the request and decides whether a push is needed: the
 // spec or a referenced Secret changed, or a drift check found the remote
-// action changed or gone.
+// action changed or gone (and recorded it in status).
 func (r *AgentActionReconciler) buildPayload(_ context.Context, s *agentActionScope) (ctrl.Result, error) {
 	hash, err := payloadHash(string(s.action.UID), EffectiveAPIURL(s.env), s.action.Spec.AgentID, s.request)
 	if err != nil {
@@ -153,16 +153,13 @@ func (r *AgentActionReconciler) buildPayload(_ context.Context, s *agentActionSc
 	}
 	s.hash = hash
 	st := &s.action.Status
-	r.applied.catchUp(s.action.UID, st)
-	if st.ID == "" || st.AppliedHash != hash {
-		return ctrl.Result{}, nil
+	r.applied.catchUp(s.action)
+	if c := findCondition(st.Conditions, agentsv1alpha1.ConditionSynced); c != nil && c.Reason == agentsv1alpha1.ReasonDrifted {
+		// Recorded by a drift check, which cleared appliedHash (and the ID
+		// of a remote action that is gone).
+		s.drift = c.Message
 	}
-	if why, drifted := r.Drift.Drifted(s.action.UID); drifted {
-		s.drift = why
-		if why == driftMissing {
-			// Recreate it: there is no twin to replace.
-			st.ID = ""
-		}
+	if st.ID == "" || st.AppliedHash != hash {
 		return ctrl.Result{}, nil
 	}
 	s.upToDate = true
@@ -193,6 +190,7 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 	// The finalizer goes on once the request has its slot, right before it
 	// leaves: a resource whose requests never left has none, and its
 	// deletion needs no call.
+	readVersion := a.ResourceVersion
 	if err := r.ensureFinalizer(ctx, s); err != nil {
 		r.Publisher.EndChange(s.agent)
 		return ctrl.Result{}, err
@@ -212,7 +210,8 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 	a.Status.RemoteUpdatedAt = remote.UpdatedAt
 	now := metaNow(r.now())
 	a.Status.LastSyncTime = &now
-	r.applied.remember(a.UID, appliedPush{hash: s.hash, id: remote.ID, remoteUpdatedAt: remote.UpdatedAt, at: now})
+	r.applied.remember(a.UID, appliedPush{hash: s.hash, id: remote.ID, remoteUpdatedAt: remote.UpdatedAt, at: now,
+		baseVersions: []string{readVersion, a.ResourceVersion}})
 	verb := "Updated"
 	if created {
 		verb = "Created"
@@ -220,7 +219,6 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 	log.FromContext(ctx).Info(verb+" remote action", "id", remote.ID, "agent", a.Spec.AgentID)
 	switch {
 	case s.drift != "":
-		r.Drift.Corrected(a.UID)
 		r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, agentsv1alpha1.ReasonDriftCorrected, "Push",
 			"Restored remote action %s: %s.", remote.ID, s.drift)
 	case created && s.isNew:
@@ -267,7 +265,6 @@ func (r *AgentActionReconciler) replaceTwin(ctx context.Context, s *agentActionS
 // trackAgent schedules the agent's drift checks and reports its publish
 // state.
 func (r *AgentActionReconciler) trackAgent(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
-	r.Drift.Track(s.agent, s.api, EffectiveDriftCheckInterval(s.env))
 	if err := r.Publisher.Load(ctx, s.agent.env); err != nil {
 		return ctrl.Result{}, err
 	}

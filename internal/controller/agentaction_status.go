@@ -42,6 +42,9 @@ const (
 	outcomePaused
 	// outcomeDeleting: the resource is being deleted.
 	outcomeDeleting
+	// outcomeDrifted: a drift check found the remote action different; a
+	// push follows.
+	outcomeDrifted
 )
 
 // outcome is the result of a reconcile that the conditions are computed from.
@@ -88,7 +91,7 @@ func computeConditions(existing []metav1.Condition, o outcome, generation int64,
 		set(agentsv1alpha1.ConditionSynced, metav1.ConditionFalse, o.reason, msg)
 		set(agentsv1alpha1.ConditionStalled, metav1.ConditionTrue, o.reason, msg)
 		meta.RemoveStatusCondition(&conds, agentsv1alpha1.ConditionReconciling)
-	case outcomeRetrying:
+	case outcomeRetrying, outcomeDrifted:
 		set(agentsv1alpha1.ConditionReady, metav1.ConditionFalse, o.reason, msg)
 		set(agentsv1alpha1.ConditionSynced, metav1.ConditionFalse, o.reason, msg)
 		set(agentsv1alpha1.ConditionReconciling, metav1.ConditionTrue, o.reason, msg)

@@ -17,12 +17,11 @@ limitations under the License.
 package controller
 
 import (
+	"slices"
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-
-	agentsv1alpha1 "github.com/talkover/talkover-operator/api/v1alpha1"
 )
 
 // appliedPush is a push the API accepted.
@@ -31,6 +30,10 @@ type appliedPush struct {
 	id              string
 	remoteUpdatedAt string
 	at              metav1.Time
+	// baseVersions are the resourceVersions of the AgentAction the push
+	// was made from (as read, and after the finalizer was added): a read of
+	// one of them misses the push.
+	baseVersions []string
 }
 
 // appliedPushes remembers the pushes the API accepted until the status of
@@ -69,16 +72,19 @@ func (a *appliedPushes) forget(uid types.UID) {
 	delete(a.m, uid)
 }
 
-// catchUp fills a status that misses the last accepted push of its
-// AgentAction, and forgets the push once the status shows it. It reports
-// whether the status was filled.
-func (a *appliedPushes) catchUp(uid types.UID, st *agentsv1alpha1.AgentActionStatus) bool {
-	p, ok := a.lookup(uid)
+// catchUp fills the status of an AgentAction read at the version the last
+// accepted push was made from (its status write failed, or the cache has
+// not seen it yet), and forgets the push once a later version is read:
+// that version shows the push, or a later write (a drift finding) that
+// supersedes it. It reports whether the status was filled.
+func (a *appliedPushes) catchUp(obj *AgentAction) bool {
+	p, ok := a.lookup(obj.UID)
 	if !ok {
 		return false
 	}
-	if st.ID == p.id && st.AppliedHash == p.hash {
-		a.forget(uid)
+	st := &obj.Status
+	if (st.ID == p.id && st.AppliedHash == p.hash) || !slices.Contains(p.baseVersions, obj.ResourceVersion) {
+		a.forget(obj.UID)
 		return false
 	}
 	// The memory is newer than any status this run of the operator read:

@@ -25,6 +25,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -208,5 +209,65 @@ func (deletionPredicate) Update(e event.UpdateEvent) bool {
 	return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
 }
 
+// driftFoundPredicate passes the status write of a drift check: it cleared
+// the applied hash, so the AgentAction must be pushed again.
+type driftFoundPredicate struct {
+	predicate.Funcs
+}
+
+// Update passes an update that cleared status.appliedHash.
+func (driftFoundPredicate) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*AgentAction)
+	n, ok2 := e.ObjectNew.(*AgentAction)
+	return ok1 && ok2 && o.Status.AppliedHash != "" && n.Status.AppliedHash == ""
+}
+
 // namespaceGVK is the kind of the Namespaces read as metadata.
 var namespaceGVK = corev1.SchemeGroupVersion.WithKind("Namespace")
+
+// agentOf returns the agent an AgentAction belongs to.
+func agentOf(a *AgentAction) agentKey {
+	env := types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.EnvironmentRef.Name}
+	if a.Spec.EnvironmentRef.Kind == agentsv1alpha1.EnvironmentKindCluster {
+		env.Namespace = ""
+	}
+	return agentKey{env: env, agentID: a.Spec.AgentID}
+}
+
+// agentOfAction maps an AgentAction to its agent.
+func agentOfAction(_ context.Context, a *AgentAction) []agentKey {
+	return []agentKey{agentOf(a)}
+}
+
+// agentsOfEnvironment maps an Environment to the agents of its AgentActions.
+func agentsOfEnvironment(c client.Reader) handler.TypedMapFunc[*agentsv1alpha1.Environment, agentKey] {
+	return func(ctx context.Context, e *agentsv1alpha1.Environment) []agentKey {
+		return listAgents(ctx, c, e.Namespace, e.Name)
+	}
+}
+
+// agentsOfClusterEnvironment maps a ClusterEnvironment to the agents of its
+// AgentActions, in every namespace.
+func agentsOfClusterEnvironment(c client.Reader) handler.TypedMapFunc[*agentsv1alpha1.ClusterEnvironment, agentKey] {
+	return func(ctx context.Context, e *agentsv1alpha1.ClusterEnvironment) []agentKey {
+		return listAgents(ctx, c, "", clusterEnvKey(e.Name))
+	}
+}
+
+// listAgents returns the distinct agents of the AgentActions that use an
+// environment (indexEnvironment value envRef, in namespace; "" for all).
+func listAgents(ctx context.Context, c client.Reader, namespace, envRef string) []agentKey {
+	var list agentsv1alpha1.AgentActionList
+	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexEnvironment: envRef}); err != nil {
+		return nil
+	}
+	seen := map[agentKey]bool{}
+	var keys []agentKey
+	for i := range list.Items {
+		if k := agentOf(&list.Items[i]); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
