@@ -176,9 +176,9 @@ func newManager(o options) (ctrl.Manager, error) {
 }
 
 func setupControllers(ctx context.Context, mgr ctrl.Manager, o options) error {
-	envReconciler := controller.NewEnvironmentReconciler(mgr.GetClient(), mgr.GetAPIReader(), o.operatorNamespace)
-	clients := controller.NewClients(controller.NewTalkoverClient, talkover.NewMetrics(metrics.Registry), nil, envReconciler.NotifyAuthChange)
-	envReconciler.Clients = clients
+	clients := controller.NewClients(controller.NewTalkoverClient, talkover.NewMetrics(metrics.Registry), nil)
+	envReconciler := &controller.EnvironmentReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clients: clients,
+		ClusterEnvironmentNamespace: o.operatorNamespace}
 	if err := envReconciler.SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, o options) error {
 		Clients:                     clients,
 		StalledRetryInterval:        o.stalledRetry,
 		MaxConcurrentReconciles:     o.workers,
-		Publisher:                   controller.NewPublisher(o.publishQuiet),
+		PublishQuiet:                o.publishQuiet,
 		ClusterEnvironmentNamespace: o.operatorNamespace,
 	}).SetupWithManager(ctx, mgr)
 }

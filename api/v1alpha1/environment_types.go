@@ -129,6 +129,40 @@ type EnvironmentStatus struct {
 	// +kubebuilder:validation:MaxItems=10000
 	// +kubebuilder:validation:items:MaxLength=255
 	PendingPublishes []string `json:"pendingPublishes,omitempty"`
+
+	// publishes is the publish state of each agent the operator changed
+	// through this environment, one entry per agent, written when a rollout
+	// starts or a publish ends. It is recorded once per agent; the
+	// AgentPublished condition of each of the agent's AgentActions repeats
+	// it. Read-only.
+	// +optional
+	// +listType=map
+	// +listMapKey=agentID
+	// +kubebuilder:validation:MaxItems=1000
+	Publishes []AgentPublishStatus `json:"publishes,omitempty"`
+}
+
+// AgentPublishStatus is the publish state of one agent.
+type AgentPublishStatus struct {
+	// agentID is the agent's ID.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	AgentID string `json:"agentID"`
+	// reason is how the agent's last rollout ended or stands: Published,
+	// PublishPending, AgentNotReady, AgentNotFound or AgentLeftInDraft (see
+	// the AgentPublished condition of AgentAction).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason"`
+	// message says more, for people.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Message string `json:"message,omitempty"`
+	// lastTransitionTime is when the reason last changed.
+	// +required
+	LastTransitionTime metav1.Time `json:"lastTransitionTime"`
 }
 
 // Environment is a Talkover environment: the API address and the Secret with

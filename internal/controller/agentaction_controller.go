@@ -53,7 +53,6 @@ type AgentActionReconciler struct {
 	MetadataReader client.Reader
 	Recorder       events.EventRecorder
 	Clients        *Clients
-	Publisher      *Publisher
 
 	// StalledRetryInterval is how long a Stalled resource waits before the
 	// operator tries the API again on its own (a change of the spec, the
@@ -64,6 +63,9 @@ type AgentActionReconciler struct {
 	ClusterEnvironmentNamespace string
 	// MaxConcurrentReconciles is the number of workers.
 	MaxConcurrentReconciles int
+	// PublishQuiet is how long after the last change of an agent arrived
+	// its publish waits, while changes are still arriving (default 5s).
+	PublishQuiet time.Duration
 	// Now returns the current time; tests may fix it.
 	Now func() time.Time
 
@@ -71,8 +73,13 @@ type AgentActionReconciler struct {
 	// applied remembers accepted pushes until their status is written.
 	applied appliedPushes
 
-	// requeues carries AgentActions queued by the Publisher and the
-	// DriftChecker.
+	// activity is the process-local work on each agent, shared with the
+	// publish controller.
+	activity agentActivity
+	// publisher is the publish controller.
+	publisher *AgentPublishReconciler
+
+	// requeues carries AgentActions queued by the publish controller.
 	requeues chan event.TypedGenericEvent[*AgentAction]
 }
 
@@ -235,18 +242,25 @@ func findCondition(conds []metav1.Condition, t string) *metav1.Condition {
 // timeout.
 const reconcileTimeout = 2 * time.Minute
 
-// setupRunnables adds the Publisher and the DriftChecker to the manager.
-func (r *AgentActionReconciler) setupRunnables(mgr ctrl.Manager) error {
+// setupAgentControllers registers the controllers keyed by agent: publish
+// and drift.
+func (r *AgentActionReconciler) setupAgentControllers(mgr ctrl.Manager) error {
 	r.requeues = make(chan event.TypedGenericEvent[*AgentAction], 4096)
-	if r.Publisher == nil {
-		r.Publisher = NewPublisher(5 * time.Second)
+	quiet := r.PublishQuiet
+	if quiet == 0 {
+		quiet = 5 * time.Second
 	}
-	r.Publisher.Notify = r.requeueAgent
-	r.Publisher.Resolve = r.environmentAPI
-	if r.Publisher.Ledger == nil {
-		r.Publisher.Ledger = NewStatusLedger(mgr.GetClient(), r.APIReader)
+	r.publisher = &AgentPublishReconciler{
+		Client:         mgr.GetClient(),
+		Resolve:        r.resolveAgentEnvironment,
+		Ledger:         &statusLedger{Client: mgr.GetClient(), Reader: r.APIReader, Now: r.Now},
+		Activity:       &r.activity,
+		Quiet:          quiet,
+		SlowRetry:      10 * time.Minute,
+		RequeueActions: r.requeueAgent,
+		Now:            r.Now,
 	}
-	if err := mgr.Add(r.Publisher); err != nil {
+	if err := r.publisher.SetupWithManager(mgr); err != nil {
 		return err
 	}
 	drift := &AgentDriftReconciler{Client: mgr.GetClient(), Resolve: r.resolveAgentEnvironment, Now: r.Now}
@@ -267,7 +281,7 @@ func (r *AgentActionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	if workers == 0 {
 		workers = 8
 	}
-	if err := r.setupRunnables(mgr); err != nil {
+	if err := r.setupAgentControllers(mgr); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
@@ -283,6 +297,8 @@ func (r *AgentActionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&agentsv1alpha1.ClusterEnvironment{}, handler.EnqueueRequestsFromMapFunc(r.actionsOfClusterEnvironment),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&agentsv1alpha1.Environment{}, r.publishRecordChanged()).
+		Watches(&agentsv1alpha1.ClusterEnvironment{}, r.publishRecordChanged()).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.actionsOfNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.actionsOfSecret)).

@@ -191,6 +191,18 @@ func TestAgentActionReconciler_unauthorizedThenFixed(t *testing.T) {
 		return ""
 	}, timeout, interval).Should(Equal(agentsv1alpha1.ReasonUnauthorized))
 	f.consistently(func(g Gomega) { g.Expect(f.sim.CountStatus(401)).To(Equal(1)) }, 2*time.Second)
+	// The Environment's readiness comes from the AgentActions' status, so
+	// a restart keeps it, and asks the API nothing.
+	restartManager(t)
+	f.g.Eventually(func(g Gomega) {
+		e := &agentsv1alpha1.Environment{}
+		g.Expect(k8sClient.Get(f.ctx, client.ObjectKeyFromObject(f.env), e)).To(Succeed())
+		c := findCondition(e.Status.Conditions, agentsv1alpha1.ConditionReady)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(agentsv1alpha1.ReasonUnauthorized))
+		g.Expect(c.Message).To(ContainSubstring(f.ns + "/auth"))
+	}, timeout, interval).Should(Succeed())
+	f.g.Expect(f.sim.CountStatus(401)).To(Equal(1))
 
 	// Fixing the token in the Secret recovers without touching the AgentAction.
 	generation := a.Generation

@@ -98,7 +98,7 @@ func (r *AgentActionReconciler) reclaimRemote(ctx context.Context, s *agentActio
 		return r.reclaimError(ctx, s, err)
 	}
 	remote, err := s.api.UpsertAction(talkover.WithTurn(ctx, actionTurn(s.action), talkover.PriorityHigh), s.action.Spec.AgentID, s.request)
-	r.Publisher.EndChange(s.agent)
+	r.endChange(s)
 	if err != nil {
 		return r.reclaimError(ctx, s, err)
 	}
@@ -140,7 +140,7 @@ func (r *AgentActionReconciler) deleteRemote(ctx context.Context, s *agentAction
 		return r.apiError(ctx, s, err)
 	}
 	err := s.api.DeleteAction(talkover.WithTurn(ctx, actionTurn(a), talkover.PriorityHigh), a.Spec.AgentID, a.Status.ID)
-	r.Publisher.EndChange(s.agent)
+	r.endChange(s)
 	if err != nil && !talkover.IsNotFound(err) {
 		return r.apiError(ctx, s, err)
 	}

@@ -43,10 +43,10 @@ func (r *AgentActionReconciler) apiError(ctx context.Context, s *agentActionScop
 	if errors.Is(err, context.Canceled) {
 		return ctrl.Result{}, err
 	}
+	if errors.Is(err, errPriorUnknown) || errors.Is(err, errPublishing) {
+		return changeWait(s, err), nil
+	}
 	if reason, ok := terminalReason(err); ok {
-		if reason == agentsv1alpha1.ReasonUnauthorized || reason == agentsv1alpha1.ReasonForbidden {
-			r.Clients.ReportAuth(envName(s.env), false, reason, err.Error())
-		}
 		log.FromContext(ctx).Info("The Talkover API rejected the request", "reason", reason, "error", err.Error())
 		return r.stall(s, reason, "%s", terminalMessage(reason, err))
 	}
@@ -94,6 +94,20 @@ func budgetWait(s *agentActionScope, err *talkover.BudgetError) ctrl.Result {
 	return ctrl.Result{RequeueAfter: err.RetryAfter}
 }
 
+// changeWait holds a change until the agent's rollout is prepared (the
+// publish controller queues the AgentAction again then; the requeue is a
+// safety net), or until the agent's publish under way is over.
+func changeWait(s *agentActionScope, err error) ctrl.Result {
+	s.done = true
+	if errors.Is(err, errPublishing) {
+		return ctrl.Result{RequeueAfter: time.Second}
+	}
+	s.outcome = outcome{kind: outcomeProgressing, reason: agentsv1alpha1.ReasonProgressing,
+		message: fmt.Sprintf("Reading whether agent %s is published before the operator changes it (publishPolicy %s).",
+			s.action.Spec.AgentID, EffectivePublishPolicy(s.env))}
+	return ctrl.Result{RequeueAfter: 30 * time.Second}
+}
+
 // budgetOf describes an environment's request budget.
 func budgetOf(env *agentsv1alpha1.Environment) string {
 	if env == nil {
@@ -135,11 +149,6 @@ func terminalMessage(reason string, err error) string {
 		return "The Talkover API answered with a redirect, which the operator never follows; check the Environment's apiURL: " + err.Error()
 	}
 	return "The Talkover API rejected the action; fix the spec: " + err.Error()
-}
-
-// reportAuthOK tells the Environment controller that its token works.
-func (r *AgentActionReconciler) reportAuthOK(s *agentActionScope) {
-	r.Clients.ReportAuth(envName(s.env), true, agentsv1alpha1.ReasonTokenValid, "The Talkover API accepted the token.")
 }
 
 func envName(env *agentsv1alpha1.Environment) types.NamespacedName {

@@ -18,6 +18,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -184,7 +185,7 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 	}
 	callCtx, err := s.api.Reserve(talkover.WithTurn(ctx, actionTurn(a), pushPriority(a)))
 	if err != nil {
-		r.Publisher.EndChange(s.agent)
+		r.endChange(s)
 		return r.apiError(ctx, s, err)
 	}
 	// The finalizer goes on once the request has its slot, right before it
@@ -192,15 +193,14 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 	// deletion needs no call.
 	readVersion := a.ResourceVersion
 	if err := r.ensureFinalizer(ctx, s); err != nil {
-		r.Publisher.EndChange(s.agent)
+		r.endChange(s)
 		return ctrl.Result{}, err
 	}
 	remote, err := s.api.UpsertAction(callCtx, a.Spec.AgentID, s.request)
-	r.Publisher.EndChange(s.agent)
+	r.endChange(s)
 	if err != nil {
 		return r.apiError(ctx, s, err)
 	}
-	r.reportAuthOK(s)
 	created := a.Status.ID == ""
 	if !created && remote.ID != a.Status.ID {
 		r.replaceTwin(ctx, s, a.Status.ID, remote.ID)
@@ -262,24 +262,39 @@ func (r *AgentActionReconciler) replaceTwin(ctx context.Context, s *agentActionS
 		"The API created action %s instead of updating %s; deleted %s.", newID, oldID, oldID)
 }
 
-// trackAgent schedules the agent's drift checks and reports its publish
-// state.
-func (r *AgentActionReconciler) trackAgent(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
-	if err := r.Publisher.Load(ctx, s.agent.env); err != nil {
-		return ctrl.Result{}, err
-	}
-	st, known := r.Publisher.State(s.agent)
+// trackAgent reports the agent's publish state, computed from what the
+// environment records (status.pendingPublishes and status.publishes).
+func (r *AgentActionReconciler) trackAgent(_ context.Context, s *agentActionScope) (ctrl.Result, error) {
+	owed := slices.Contains(s.env.Status.PendingPublishes, s.agent.agentID)
+	act := r.activity.snapshot(s.agent)
+	st, known := agentPublishState(EffectivePublishPolicy(s.env), owed || act.owed, findRecord(&s.env.Status, s.agent.agentID), act.draftRollout)
 	if !known {
 		return ctrl.Result{}, nil
 	}
 	s.outcome.publish = &st
-	s.action.Status.AgentStatus = st.agentStatus
+	if st.agentStatus != "" || st.reason == agentsv1alpha1.ReasonAgentNotFound {
+		s.action.Status.AgentStatus = st.agentStatus
+	}
 	return ctrl.Result{}, nil
 }
 
-// beginChange tells the Publisher a change of the agent starts. It may read
-// the agent first, and it records a publish the change makes owed in the
-// environment's status.pendingPublishes before the change is made.
-func (r *AgentActionReconciler) beginChange(ctx context.Context, s *agentActionScope) error {
-	return r.Publisher.BeginChange(ctx, s.agent, s.api, EffectivePublishPolicy(s.env))
+// beginChange starts a change of the agent (a push or a delete); endChange
+// must follow when it returns nil. Under publishPolicy Auto or Always the
+// rollout must be prepared first (the publish controller learns whether the
+// agent owes a publish, before any change): until it is, beginChange fails
+// with errPriorUnknown and asks for it. It fails with errPublishing while
+// the agent's publish is under way.
+func (r *AgentActionReconciler) beginChange(_ context.Context, s *agentActionScope) error {
+	policy := EffectivePublishPolicy(s.env)
+	ledgered := slices.Contains(s.env.Status.PendingPublishes, s.agent.agentID)
+	err := r.activity.begin(s.agent, policy != agentsv1alpha1.PublishPolicyManual, ledgered)
+	if errors.Is(err, errPriorUnknown) {
+		r.publisher.request(s.agent)
+	}
+	return err
+}
+
+// endChange ends a change begun with beginChange.
+func (r *AgentActionReconciler) endChange(s *agentActionScope) {
+	r.activity.end(s.agent)
 }

@@ -28,39 +28,38 @@ import (
 	"github.com/talkover/talkover-operator/internal/version"
 )
 
-// Clients hands out one API client per Environment, and one rate limiter and
-// circuit breaker per API credential: two Environments that use the same URL
-// and token share them, because the API counts requests per token. It also remembers
-// whether each Environment's token last worked, for the Environment's Ready
-// condition. It is safe for concurrent use.
+// Clients hands out one API client per environment, and one request budget
+// (rate limiter) and circuit breaker per API credential: two environments
+// that use the same URL and token share them, because the API counts
+// requests per token, and the shared budget runs at the lowest
+// requestsPerMinute among them. A credential's budget and breaker are
+// dropped when no environment uses it any more. It is safe for concurrent
+// use.
 type Clients struct {
 	factory ClientFactory
 	metrics *talkover.Metrics
 	clock   talkover.Clock
 
-	mu       sync.Mutex
-	limiters map[string]*talkover.Limiter
-	breakers map[string]*talkover.Breaker
-	clients  map[types.NamespacedName]cachedClient
-	auth     map[types.NamespacedName]authState
-	notify   func(types.NamespacedName)
+	mu          sync.Mutex
+	credentials map[string]*credential
+	clients     map[types.NamespacedName]cachedClient
 }
 
+// credential is the budget and breaker of one URL and token.
+type credential struct {
+	limiter *talkover.Limiter
+	breaker *talkover.Breaker
+}
+
+// cachedClient is the client of one environment.
 type cachedClient struct {
 	credential string
+	rpm        int
 	api        ActionAPI
 }
 
-// authState is what the last API answer said about an Environment's token.
-type authState struct {
-	ok      bool
-	reason  string
-	message string
-}
-
-// NewClients returns an empty registry. notify, if not nil, is called with
-// the Environment's name whenever what is known about its token changes.
-func NewClients(factory ClientFactory, metrics *talkover.Metrics, clock talkover.Clock, notify func(types.NamespacedName)) *Clients {
+// NewClients returns an empty registry.
+func NewClients(factory ClientFactory, metrics *talkover.Metrics, clock talkover.Clock) *Clients {
 	if factory == nil {
 		factory = NewTalkoverClient
 	}
@@ -68,14 +67,11 @@ func NewClients(factory ClientFactory, metrics *talkover.Metrics, clock talkover
 		clock = talkover.RealClock{}
 	}
 	return &Clients{
-		factory:  factory,
-		metrics:  metrics,
-		clock:    clock,
-		limiters: map[string]*talkover.Limiter{},
-		breakers: map[string]*talkover.Breaker{},
-		clients:  map[types.NamespacedName]cachedClient{},
-		auth:     map[types.NamespacedName]authState{},
-		notify:   notify,
+		factory:     factory,
+		metrics:     metrics,
+		clock:       clock,
+		credentials: map[string]*credential{},
+		clients:     map[types.NamespacedName]cachedClient{},
 	}
 }
 
@@ -85,76 +81,111 @@ func credentialKey(apiURL, token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// For returns the client of an Environment, building it if the Environment's
-// URL or token changed since the last call.
+// For returns the client of an environment (no namespace: a
+// ClusterEnvironment), building it if the environment's URL or token
+// changed since the last call.
 func (c *Clients) For(env *agentsv1alpha1.Environment, token string) (ActionAPI, error) {
 	apiURL := EffectiveAPIURL(env)
 	key := credentialKey(apiURL, token)
 	name := types.NamespacedName{Namespace: env.Namespace, Name: env.Name}
+	rpm := EffectiveRequestsPerMinute(env)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	limiter := c.limiterLocked(key, EffectiveRequestsPerMinute(env))
-	breaker, ok := c.breakers[key]
-	if !ok {
-		breaker = talkover.NewBreaker(c.clock)
-		c.breakers[key] = breaker
-	}
-	if cached, ok := c.clients[name]; ok && cached.credential == key {
+	cached, ok := c.clients[name]
+	if ok && cached.credential == key {
+		if cached.rpm != rpm {
+			cached.rpm = rpm
+			c.clients[name] = cached
+			c.rateLocked(key)
+		}
 		return cached.api, nil
+	}
+	cred, ok := c.credentials[key]
+	if !ok {
+		cred = &credential{limiter: talkover.NewLimiter(rpm, c.clock), breaker: talkover.NewBreaker(c.clock)}
+		c.credentials[key] = cred
 	}
 	api, err := c.factory(talkover.Config{
 		BaseURL:   apiURL,
 		Token:     token,
 		UserAgent: version.UserAgent(),
-		Limiter:   limiter,
-		Breaker:   breaker,
+		Limiter:   cred.limiter,
+		Breaker:   cred.breaker,
 		Metrics:   c.metrics,
 	})
 	if err != nil {
+		c.dropUnusedLocked(key)
 		return nil, err
 	}
-	c.clients[name] = cachedClient{credential: key, api: api}
+	old, hadOld := c.clients[name]
+	c.clients[name] = cachedClient{credential: key, rpm: rpm, api: api}
+	c.rateLocked(key)
+	if hadOld {
+		c.dropUnusedLocked(old.credential)
+		c.rateLocked(old.credential)
+	}
 	return api, nil
 }
 
-func (c *Clients) limiterLocked(key string, rpm int) *talkover.Limiter {
-	l, ok := c.limiters[key]
+// rateLocked sets a credential's budget to the lowest requestsPerMinute of
+// the environments that use it.
+func (c *Clients) rateLocked(key string) {
+	cred, ok := c.credentials[key]
 	if !ok {
-		l = talkover.NewLimiter(rpm, c.clock)
-		c.limiters[key] = l
-		return l
+		return
 	}
-	l.SetRate(rpm)
-	return l
+	rpm := 0
+	for _, cc := range c.clients {
+		if cc.credential == key && (rpm == 0 || cc.rpm < rpm) {
+			rpm = cc.rpm
+		}
+	}
+	if rpm > 0 {
+		cred.limiter.SetRate(rpm)
+	}
 }
 
-// Forget drops the client of a deleted Environment.
+// dropUnusedLocked drops the budget and breaker of a credential that no
+// environment uses.
+func (c *Clients) dropUnusedLocked(key string) {
+	for _, cc := range c.clients {
+		if cc.credential == key {
+			return
+		}
+	}
+	delete(c.credentials, key)
+}
+
+// Forget drops the client of a deleted environment, and its credential's
+// budget and breaker if no other environment uses them.
 func (c *Clients) Forget(name types.NamespacedName) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.clients, name)
-	delete(c.auth, name)
-}
-
-// ReportAuth records whether the API accepted an Environment's token, and
-// notifies the Environment's controller when that changed.
-func (c *Clients) ReportAuth(name types.NamespacedName, ok bool, reason, message string) {
-	c.mu.Lock()
-	prev, known := c.auth[name]
-	next := authState{ok: ok, reason: reason, message: message}
-	c.auth[name] = next
-	notify := c.notify
-	c.mu.Unlock()
-	if notify != nil && (!known || prev != next) {
-		notify(name)
+	cached, ok := c.clients[name]
+	if !ok {
+		return
 	}
+	delete(c.clients, name)
+	c.dropUnusedLocked(cached.credential)
+	c.rateLocked(cached.credential)
 }
 
-// Auth returns what the last API answer said about an Environment's token.
-func (c *Clients) Auth(name types.NamespacedName) (authState, bool) {
+// Credentials returns the number of credentials with a budget.
+func (c *Clients) Credentials() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s, ok := c.auth[name]
-	return s, ok
+	return len(c.credentials)
+}
+
+// Rate returns the requests per minute of the budget an environment uses
+// (0: it has no client).
+func (c *Clients) Rate(name types.NamespacedName) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cached, ok := c.clients[name]
+	if !ok {
+		return 0
+	}
+	return c.credentials[cached.credential].limiter.Rate()
 }

@@ -20,6 +20,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -33,35 +35,25 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	agentsv1alpha1 "github.com/talkover/talkover-operator/api/v1alpha1"
 )
 
 // EnvironmentReconciler reports whether Environments and ClusterEnvironments
-// are usable: the token Secret exists, and the API last accepted the token.
-// It makes no API call of its own; the AgentAction controller reports what
-// the API said through NotifyAuthChange.
+// are usable: the token Secret exists, and the API has not refused the
+// token. It makes no API call of its own: what the API said is read from
+// the AgentActions that use the environment (their Ready reason is
+// Unauthorized or Forbidden when their last call was refused with 401 or
+// 403), so it survives a restart and a user sees where it comes from.
 type EnvironmentReconciler struct {
 	client.Client
 	APIReader client.Reader
-	Clients   *Clients
+	// Clients drops the API client, and the credential's budget when no
+	// environment uses it any more, of a deleted environment.
+	Clients *Clients
 	// ClusterEnvironmentNamespace is the operator's namespace, where the
 	// token Secrets of ClusterEnvironments are.
 	ClusterEnvironmentNamespace string
-
-	authChanges        chan event.TypedGenericEvent[*agentsv1alpha1.Environment]
-	clusterAuthChanges chan event.TypedGenericEvent[*agentsv1alpha1.ClusterEnvironment]
-}
-
-// NewEnvironmentReconciler returns an EnvironmentReconciler; its Clients are
-// set afterwards, since the Clients notify it.
-func NewEnvironmentReconciler(c client.Client, apiReader client.Reader, clusterNamespace string) *EnvironmentReconciler {
-	return &EnvironmentReconciler{
-		Client: c, APIReader: apiReader, ClusterEnvironmentNamespace: clusterNamespace,
-		authChanges:        make(chan event.TypedGenericEvent[*agentsv1alpha1.Environment], 1024),
-		clusterAuthChanges: make(chan event.TypedGenericEvent[*agentsv1alpha1.ClusterEnvironment], 1024),
-	}
 }
 
 // +kubebuilder:rbac:groups=agents.talkover.ai,resources=environments,verbs=get;list;watch
@@ -143,40 +135,68 @@ func (r *EnvironmentReconciler) readiness(ctx context.Context, name types.Namesp
 	case err != nil:
 		return metav1.Condition{}, err
 	}
-	if auth, ok := r.Clients.Auth(name); ok && !auth.ok {
-		return metav1.Condition{Type: agentsv1alpha1.ConditionReady, Status: metav1.ConditionFalse,
-			Reason: auth.reason, Message: truncate(auth.message, maxConditionMessage)}, nil
+	if refused, err := r.refusedActions(ctx, name); err != nil {
+		return metav1.Condition{}, err
+	} else if c, ok := refusalCondition(refused); ok {
+		return c, nil
 	}
 	return metav1.Condition{Type: agentsv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
 		Reason: agentsv1alpha1.ReasonTokenValid, Message: "The token Secret is present and the API has not rejected it."}, nil
 }
 
-// NotifyAuthChange queues an environment whose token state changed (an empty
-// namespace names a ClusterEnvironment). It never blocks the caller.
-func (r *EnvironmentReconciler) NotifyAuthChange(name types.NamespacedName) {
-	om := metav1.ObjectMeta{Namespace: name.Namespace, Name: name.Name}
-	if name.Namespace == "" {
-		select {
-		case r.clusterAuthChanges <- event.TypedGenericEvent[*agentsv1alpha1.ClusterEnvironment]{
-			Object: &agentsv1alpha1.ClusterEnvironment{ObjectMeta: om}}:
-		default:
+// refusedActions lists the AgentActions of an environment (no namespace: a
+// ClusterEnvironment) whose last call the API refused with 401 or 403.
+func (r *EnvironmentReconciler) refusedActions(ctx context.Context, env types.NamespacedName) ([]AgentAction, error) {
+	ref := env.Name
+	if env.Namespace == "" {
+		ref = clusterEnvKey(env.Name)
+	}
+	var list agentsv1alpha1.AgentActionList
+	if err := r.List(ctx, &list, client.InNamespace(env.Namespace), client.MatchingFields{indexEnvironment: ref}); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(list.Items, func(a AgentAction) bool { return !tokenRefused(&a) }), nil
+}
+
+// tokenRefused says whether an AgentAction's last call was refused with
+// 401 or 403.
+func tokenRefused(a *AgentAction) bool {
+	c := findCondition(a.Status.Conditions, agentsv1alpha1.ConditionReady)
+	return c != nil && (c.Reason == agentsv1alpha1.ReasonUnauthorized || c.Reason == agentsv1alpha1.ReasonForbidden)
+}
+
+// refusalCondition is the Ready condition of an environment some of whose
+// AgentActions had their calls refused with 401 or 403 (a 401 first: it
+// concerns the whole token). It is a pure function.
+func refusalCondition(refused []AgentAction) (metav1.Condition, bool) {
+	if len(refused) == 0 {
+		return metav1.Condition{}, false
+	}
+	slices.SortFunc(refused, func(a, b AgentAction) int {
+		ra, rb := findCondition(a.Status.Conditions, agentsv1alpha1.ConditionReady), findCondition(b.Status.Conditions, agentsv1alpha1.ConditionReady)
+		if ra.Reason != rb.Reason {
+			return strings.Compare(rb.Reason, ra.Reason) // Unauthorized before Forbidden
 		}
-		return
-	}
-	select {
-	case r.authChanges <- event.TypedGenericEvent[*agentsv1alpha1.Environment]{Object: &agentsv1alpha1.Environment{ObjectMeta: om}}:
-	default:
-	}
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
+	first := refused[0]
+	ready := findCondition(first.Status.Conditions, agentsv1alpha1.ConditionReady)
+	msg := fmt.Sprintf("The Talkover API refused the calls of %d AgentAction(s) (%s); the first, %s/%s: %s",
+		len(refused), ready.Reason, first.Namespace, first.Name, ready.Message)
+	return metav1.Condition{Type: agentsv1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+		Reason: ready.Reason, Message: truncate(msg, maxConditionMessage)}, true
 }
 
 // SetupWithManager registers two controllers, for Environments and
 // ClusterEnvironments: they watch the objects, the metadata of their token
-// Secrets, and the token reports of the AgentAction controller.
+// Secrets, and the AgentActions whose calls the API refused or stopped
+// refusing.
 func (r *EnvironmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	err := ctrl.NewControllerManagedBy(mgr).
 		For(&agentsv1alpha1.Environment{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.environmentsOfSecret)).
-		WatchesRawSource(source.Channel(r.authChanges, &handler.TypedEnqueueRequestForObject[*agentsv1alpha1.Environment]{})).
+		Watches(&AgentAction{}, handler.EnqueueRequestsFromMapFunc(environmentOfAction(false)),
+			builder.WithPredicates(refusalChanged{})).
 		Named("environment").
 		Complete(r)
 	if err != nil {
@@ -185,7 +205,8 @@ func (r *EnvironmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&agentsv1alpha1.ClusterEnvironment{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clusterEnvironmentsOfSecret)).
-		WatchesRawSource(source.Channel(r.clusterAuthChanges, &handler.TypedEnqueueRequestForObject[*agentsv1alpha1.ClusterEnvironment]{})).
+		Watches(&AgentAction{}, handler.EnqueueRequestsFromMapFunc(environmentOfAction(true)),
+			builder.WithPredicates(refusalChanged{})).
 		Named("clusterenvironment").
 		Complete(reconcile.Func(r.reconcileCluster))
 }
@@ -215,4 +236,49 @@ func (r *EnvironmentReconciler) clusterEnvironmentsOfSecret(ctx context.Context,
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: e.Name}})
 	}
 	return reqs
+}
+
+// environmentOfAction maps an AgentAction to its Environment, or (cluster)
+// to its ClusterEnvironment.
+func environmentOfAction(cluster bool) handler.MapFunc {
+	return func(_ context.Context, o client.Object) []reconcile.Request {
+		a, ok := o.(*AgentAction)
+		if !ok || (a.Spec.EnvironmentRef.Kind == agentsv1alpha1.EnvironmentKindCluster) != cluster {
+			return nil
+		}
+		key := agentOf(a).env
+		return []reconcile.Request{{NamespacedName: key}}
+	}
+}
+
+// refusalChanged passes AgentAction events that change whether its last
+// call was refused with 401 or 403.
+type refusalChanged struct {
+	predicate.Funcs
+}
+
+// Create passes a refused AgentAction (at start-up).
+func (refusalChanged) Create(e event.CreateEvent) bool {
+	a, ok := e.Object.(*AgentAction)
+	return ok && tokenRefused(a)
+}
+
+// Update passes a change of refusal.
+func (refusalChanged) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*AgentAction)
+	n, ok2 := e.ObjectNew.(*AgentAction)
+	return ok1 && ok2 && (tokenRefused(o) != tokenRefused(n) || tokenRefused(n) && readyMessage(o) != readyMessage(n))
+}
+
+// Delete passes a refused AgentAction that is gone.
+func (refusalChanged) Delete(e event.DeleteEvent) bool {
+	a, ok := e.Object.(*AgentAction)
+	return ok && tokenRefused(a)
+}
+
+func readyMessage(a *AgentAction) string {
+	if c := findCondition(a.Status.Conditions, agentsv1alpha1.ConditionReady); c != nil {
+		return c.Message
+	}
+	return ""
 }

@@ -22,6 +22,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -270,4 +271,68 @@ func listAgents(ctx context.Context, c client.Reader, namespace, envRef string) 
 		}
 	}
 	return keys
+}
+
+// publishRecordChanged queues the AgentActions of each agent whose entry in
+// an environment's status.pendingPublishes or status.publishes changed:
+// their AgentPublished condition repeats it.
+func (r *AgentActionReconciler) publishRecordChanged() handler.EventHandler {
+	return handler.Funcs{
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			oldSt, okOld := environmentStatus(e.ObjectOld)
+			newSt, okNew := environmentStatus(e.ObjectNew)
+			if !okOld || !okNew {
+				return
+			}
+			for _, id := range changedAgents(oldSt, newSt) {
+				key := agentKey{env: envKeyOf(e.ObjectNew.GetNamespace(), e.ObjectNew.GetName()), agentID: id}
+				for _, req := range r.listRequests(ctx, key.env.Namespace, client.MatchingFields{indexAgent: agentIndexKey(key)}) {
+					q.Add(req)
+				}
+			}
+		},
+	}
+}
+
+// environmentStatus returns the status of an Environment or a
+// ClusterEnvironment.
+func environmentStatus(o client.Object) (*agentsv1alpha1.EnvironmentStatus, bool) {
+	switch e := o.(type) {
+	case *agentsv1alpha1.Environment:
+		return &e.Status, true
+	case *agentsv1alpha1.ClusterEnvironment:
+		return &e.Status, true
+	}
+	return nil, false
+}
+
+// changedAgents lists the agents whose publish entries differ.
+func changedAgents(a, b *agentsv1alpha1.EnvironmentStatus) []string {
+	var ids []string
+	add := func(id string) {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	for _, id := range a.PendingPublishes {
+		if !slices.Contains(b.PendingPublishes, id) {
+			add(id)
+		}
+	}
+	for _, id := range b.PendingPublishes {
+		if !slices.Contains(a.PendingPublishes, id) {
+			add(id)
+		}
+	}
+	for _, p := range a.Publishes {
+		if q := findRecord(b, p.AgentID); q == nil || *q != p {
+			add(p.AgentID)
+		}
+	}
+	for _, p := range b.Publishes {
+		if findRecord(a, p.AgentID) == nil {
+			add(p.AgentID)
+		}
+	}
+	return ids
 }

@@ -21,7 +21,9 @@ import (
 	"slices"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
@@ -30,90 +32,104 @@ import (
 	agentsv1alpha1 "github.com/talkover/talkover-operator/api/v1alpha1"
 )
 
-// Ledger keeps the agents that owe a publish where the next run of the
-// operator finds them. An environment key with no namespace names a
-// ClusterEnvironment.
-type Ledger interface {
-	// Environments lists the environments that record owed publishes.
-	Environments(ctx context.Context) ([]types.NamespacedName, error)
-	// Owed lists the agents of an environment recorded as owing a publish.
-	Owed(ctx context.Context, env types.NamespacedName) ([]string, error)
-	// Add records that an agent owes a publish.
-	Add(ctx context.Context, env types.NamespacedName, agentID string) error
-	// Remove records that an agent owes nothing.
-	Remove(ctx context.Context, env types.NamespacedName, agentID string) error
-}
-
-// statusLedger is the Ledger kept in status.pendingPublishes of the
-// Environments and ClusterEnvironments. It reads from the API server, not
-// the cache, so what it writes is based on the latest version.
+// statusLedger keeps what must survive a restart about the publishes of
+// an environment's agents, in the status of the Environment or
+// ClusterEnvironment (an environment key with no namespace): which agents
+// owe a publish (status.pendingPublishes) and how each agent's last
+// rollout stands (status.publishes). It reads from the API server, not the
+// cache, so what it writes is based on the latest version.
 type statusLedger struct {
 	Client client.Client
 	Reader client.Reader
+	Now    func() time.Time
 }
 
 // +kubebuilder:rbac:groups=agents.talkover.ai,resources=environments/status,verbs=patch
 // +kubebuilder:rbac:groups=agents.talkover.ai,resources=clusterenvironments/status,verbs=patch
 
-// NewStatusLedger returns the Ledger kept in the environments' status.
-func NewStatusLedger(c client.Client, reader client.Reader) Ledger {
-	return &statusLedger{Client: c, Reader: reader}
-}
-
-func (l *statusLedger) Environments(ctx context.Context) ([]types.NamespacedName, error) {
-	var envs agentsv1alpha1.EnvironmentList
-	if err := l.Reader.List(ctx, &envs); err != nil {
-		return nil, err
-	}
-	var clusterEnvs agentsv1alpha1.ClusterEnvironmentList
-	if err := l.Reader.List(ctx, &clusterEnvs); err != nil {
-		return nil, err
-	}
-	var keys []types.NamespacedName
-	for _, e := range envs.Items {
-		if len(e.Status.PendingPublishes) > 0 {
-			keys = append(keys, types.NamespacedName{Namespace: e.Namespace, Name: e.Name})
+// add records that an agent owes a publish, before the first change of its
+// rollout.
+func (l *statusLedger) add(ctx context.Context, env types.NamespacedName, agentID string) error {
+	return l.update(ctx, env, func(st *agentsv1alpha1.EnvironmentStatus) {
+		if !slices.Contains(st.PendingPublishes, agentID) {
+			st.PendingPublishes = append(st.PendingPublishes, agentID)
 		}
-	}
-	for _, e := range clusterEnvs.Items {
-		if len(e.Status.PendingPublishes) > 0 {
-			keys = append(keys, types.NamespacedName{Name: e.Name})
-		}
-	}
-	return keys, nil
-}
-
-func (l *statusLedger) Owed(ctx context.Context, env types.NamespacedName) ([]string, error) {
-	obj, status := ledgerObject(env)
-	if err := l.Reader.Get(ctx, env, obj); err != nil {
-		return nil, client.IgnoreNotFound(err)
-	}
-	return slices.Clone(status.PendingPublishes), nil
-}
-
-func (l *statusLedger) Add(ctx context.Context, env types.NamespacedName, agentID string) error {
-	return l.update(ctx, env, func(list []string) []string {
-		if slices.Contains(list, agentID) {
-			return list
-		}
-		return append(list, agentID)
+		l.setRecord(st, agentsv1alpha1.AgentPublishStatus{AgentID: agentID, Reason: agentsv1alpha1.ReasonPublishPending,
+			Message: pendingMessage})
 	})
 }
 
-func (l *statusLedger) Remove(ctx context.Context, env types.NamespacedName, agentID string) error {
-	return l.update(ctx, env, func(list []string) []string {
-		return slices.DeleteFunc(list, func(s string) bool { return s == agentID })
+// settle records that an agent owes nothing any more, and how its rollout
+// ended.
+func (l *statusLedger) settle(ctx context.Context, env types.NamespacedName, rec agentsv1alpha1.AgentPublishStatus) error {
+	return l.update(ctx, env, func(st *agentsv1alpha1.EnvironmentStatus) {
+		st.PendingPublishes = slices.DeleteFunc(st.PendingPublishes, func(s string) bool { return s == rec.AgentID })
+		l.setRecord(st, rec)
 	})
+}
+
+// record records how an agent's rollout stands.
+func (l *statusLedger) record(ctx context.Context, env types.NamespacedName, rec agentsv1alpha1.AgentPublishStatus) error {
+	return l.update(ctx, env, func(st *agentsv1alpha1.EnvironmentStatus) { l.setRecord(st, rec) })
+}
+
+// forget drops what is recorded of an agent that has no AgentAction left.
+func (l *statusLedger) forget(ctx context.Context, env types.NamespacedName, agentID string) error {
+	return l.update(ctx, env, func(st *agentsv1alpha1.EnvironmentStatus) {
+		st.PendingPublishes = slices.DeleteFunc(st.PendingPublishes, func(s string) bool { return s == agentID })
+		st.Publishes = slices.DeleteFunc(st.Publishes, func(p agentsv1alpha1.AgentPublishStatus) bool { return p.AgentID == agentID })
+	})
+}
+
+// setRecord sets the record of rec.AgentID; the transition time moves only
+// when the reason changes.
+func (l *statusLedger) setRecord(st *agentsv1alpha1.EnvironmentStatus, rec agentsv1alpha1.AgentPublishStatus) {
+	rec.Message = truncate(rec.Message, maxRecordMessage)
+	i := slices.IndexFunc(st.Publishes, func(p agentsv1alpha1.AgentPublishStatus) bool { return p.AgentID == rec.AgentID })
+	if i >= 0 {
+		old := st.Publishes[i]
+		if old.Reason == rec.Reason && old.Message == rec.Message {
+			return
+		}
+		rec.LastTransitionTime = old.LastTransitionTime
+		if old.Reason != rec.Reason {
+			rec.LastTransitionTime = metav1.NewTime(l.now())
+		}
+		st.Publishes[i] = rec
+		return
+	}
+	rec.LastTransitionTime = metav1.NewTime(l.now())
+	st.Publishes = append(st.Publishes, rec)
+}
+
+// maxRecordMessage is the API's bound on status.publishes[].message.
+const maxRecordMessage = 512
+
+func (l *statusLedger) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
+}
+
+// findRecord returns the publish record of an agent, if any.
+func findRecord(st *agentsv1alpha1.EnvironmentStatus, agentID string) *agentsv1alpha1.AgentPublishStatus {
+	for i := range st.Publishes {
+		if st.Publishes[i].AgentID == agentID {
+			return &st.Publishes[i]
+		}
+	}
+	return nil
 }
 
 // ledgerBackoff spaces the retries of a ledger write that met a conflict
-// (under 2 s in all): the Publisher serialises its own writes to one
-// environment, so conflicts come only from other writers of its status.
+// (under 2 s in all): the publishes of two agents of one environment, or
+// the Environment controller, wrote its status at the same time.
 var ledgerBackoff = wait.Backoff{Steps: 10, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 0.5}
 
 // update changes status.pendingPublishes of an environment, with an
 // optimistic lock: a conflict reads the environment again.
-func (l *statusLedger) update(ctx context.Context, env types.NamespacedName, change func([]string) []string) error {
+func (l *statusLedger) update(ctx context.Context, env types.NamespacedName, change func(*agentsv1alpha1.EnvironmentStatus)) error {
 	return retry.RetryOnConflict(ledgerBackoff, func() error {
 		obj, status := ledgerObject(env)
 		if err := l.Reader.Get(ctx, env, obj); err != nil {
@@ -124,11 +140,11 @@ func (l *statusLedger) update(ctx context.Context, env types.NamespacedName, cha
 			return err
 		}
 		before := obj.DeepCopyObject().(client.Object)
-		next := change(slices.Clone(status.PendingPublishes))
-		if slices.Equal(next, status.PendingPublishes) {
+		old := status.DeepCopy()
+		change(status)
+		if equality.Semantic.DeepEqual(old, status) {
 			return nil
 		}
-		status.PendingPublishes = next
 		return client.IgnoreNotFound(l.Client.Status().Patch(ctx, obj,
 			client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})))
 	})

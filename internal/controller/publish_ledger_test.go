@@ -18,6 +18,7 @@ package controller
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -35,7 +36,14 @@ import (
 func TestStatusLedger(t *testing.T) {
 	f := newFixture(t)
 	g := f.g
-	ledger := NewStatusLedger(k8sClient, k8sClient)
+	ledger := &statusLedger{Client: k8sClient, Reader: k8sClient}
+	// Environments whose token Secret is absent: the publish controller
+	// leaves their ledgers alone.
+	le := &agentsv1alpha1.Environment{
+		ObjectMeta: metav1.ObjectMeta{Name: "ledger", Namespace: f.ns},
+		Spec:       agentsv1alpha1.EnvironmentSpec{TokenSecretRef: agentsv1alpha1.TokenSecretReference{Name: "absent"}},
+	}
+	g.Expect(k8sClient.Create(f.ctx, le)).To(Succeed())
 	ce := &agentsv1alpha1.ClusterEnvironment{
 		ObjectMeta: metav1.ObjectMeta{Name: "ledger-" + f.ns},
 		Spec: agentsv1alpha1.ClusterEnvironmentSpec{EnvironmentSpec: agentsv1alpha1.EnvironmentSpec{
@@ -44,33 +52,54 @@ func TestStatusLedger(t *testing.T) {
 	}
 	g.Expect(k8sClient.Create(f.ctx, ce)).To(Succeed())
 	t.Cleanup(func() { _ = k8sClient.Delete(f.ctx, ce) })
+	status := func(env types.NamespacedName) agentsv1alpha1.EnvironmentStatus {
+		obj, st := ledgerObject(env)
+		g.Expect(k8sClient.Get(f.ctx, env, obj)).To(Succeed())
+		return *st
+	}
+	reasons := func(env types.NamespacedName) map[string]string {
+		m := map[string]string{}
+		for _, p := range status(env).Publishes {
+			m[p.AgentID] = p.Reason
+		}
+		return m
+	}
 
-	for _, env := range []types.NamespacedName{client.ObjectKeyFromObject(f.env), {Name: ce.Name}} {
-		// Writers in parallel, as the workers of several agents are: the
+	for _, env := range []types.NamespacedName{client.ObjectKeyFromObject(le), {Name: ce.Name}} {
+		// Writers in parallel, as the publishes of several agents are: the
 		// optimistic lock keeps every entry.
 		var wg sync.WaitGroup
 		errs := make([]error, 6)
 		for i := range errs {
-			wg.Go(func() { errs[i] = ledger.Add(f.ctx, env, fmt.Sprintf("agent-%d", i)) })
+			wg.Go(func() { errs[i] = ledger.add(f.ctx, env, fmt.Sprintf("agent-%d", i)) })
 		}
 		wg.Wait()
 		g.Expect(errs).To(HaveEach(Succeed()))
-		g.Expect(ledger.Add(f.ctx, env, "agent-0")).To(Succeed(), "adding twice is harmless")
-		g.Expect(ledger.Owed(f.ctx, env)).To(ConsistOf("agent-0", "agent-1", "agent-2", "agent-3", "agent-4", "agent-5"))
-		g.Expect(ledger.Environments(f.ctx)).To(ContainElement(env))
+		g.Expect(ledger.add(f.ctx, env, "agent-0")).To(Succeed(), "adding twice is harmless")
+		g.Expect(status(env).PendingPublishes).To(ConsistOf("agent-0", "agent-1", "agent-2", "agent-3", "agent-4", "agent-5"))
+		g.Expect(reasons(env)).To(HaveKeyWithValue("agent-3", agentsv1alpha1.ReasonPublishPending))
 
-		g.Expect(ledger.Remove(f.ctx, env, "agent-3")).To(Succeed())
-		g.Expect(ledger.Remove(f.ctx, env, "agent-3")).To(Succeed(), "removing twice is harmless")
-		g.Expect(ledger.Owed(f.ctx, env)).To(ConsistOf("agent-0", "agent-1", "agent-2", "agent-4", "agent-5"))
-		for _, id := range []string{"agent-0", "agent-1", "agent-2", "agent-4", "agent-5"} {
-			g.Expect(ledger.Remove(f.ctx, env, id)).To(Succeed())
+		rec := agentsv1alpha1.AgentPublishStatus{AgentID: "agent-3", Reason: agentsv1alpha1.ReasonAgentPublished, Message: publishedMessage}
+		g.Expect(ledger.settle(f.ctx, env, rec)).To(Succeed())
+		g.Expect(ledger.settle(f.ctx, env, rec)).To(Succeed(), "settling twice is harmless")
+		g.Expect(status(env).PendingPublishes).To(ConsistOf("agent-0", "agent-1", "agent-2", "agent-4", "agent-5"))
+		g.Expect(reasons(env)).To(HaveKeyWithValue("agent-3", agentsv1alpha1.ReasonAgentPublished))
+
+		g.Expect(ledger.record(f.ctx, env, agentsv1alpha1.AgentPublishStatus{AgentID: "agent-9",
+			Reason: agentsv1alpha1.ReasonAgentLeftInDraft, Message: strings.Repeat("é", 600)})).To(Succeed())
+		for _, p := range status(env).Publishes {
+			g.Expect(len(p.Message)).To(BeNumerically("<=", maxRecordMessage), "the API's bound on a record's message")
 		}
-		g.Expect(ledger.Environments(f.ctx)).NotTo(ContainElement(env))
+		for _, id := range []string{"agent-0", "agent-1", "agent-2", "agent-3", "agent-4", "agent-5", "agent-9"} {
+			g.Expect(ledger.forget(f.ctx, env, id)).To(Succeed())
+		}
+		g.Expect(status(env).PendingPublishes).To(BeEmpty())
+		g.Expect(status(env).Publishes).To(BeEmpty())
 	}
 
 	// The Environment controller's own status writes keep the entries.
-	env := client.ObjectKeyFromObject(f.env)
-	g.Expect(ledger.Add(f.ctx, env, "agent-kept")).To(Succeed())
+	env := client.ObjectKeyFromObject(le)
+	g.Expect(ledger.add(f.ctx, env, "agent-kept")).To(Succeed())
 	var e agentsv1alpha1.Environment
 	g.Expect(k8sClient.Get(f.ctx, env, &e)).To(Succeed())
 	e.Spec.RequestsPerMinute = ptrTo(int32(50))
@@ -82,9 +111,8 @@ func TestStatusLedger(t *testing.T) {
 		g.Expect(got.Status.PendingPublishes).To(ConsistOf("agent-kept"))
 	}, timeout, interval).Should(Succeed())
 
-	// An environment that is gone owes nothing.
+	// An environment that is gone owes nothing, and writing to it is harmless.
 	gone := types.NamespacedName{Namespace: f.ns, Name: "gone"}
-	g.Expect(ledger.Owed(f.ctx, gone)).To(BeEmpty())
-	g.Expect(ledger.Add(f.ctx, gone, "agent-1")).To(Succeed())
-	g.Expect(ledger.Remove(f.ctx, gone, "agent-1")).To(Succeed())
+	g.Expect(ledger.add(f.ctx, gone, "agent-1")).To(Succeed())
+	g.Expect(ledger.forget(f.ctx, gone, "agent-1")).To(Succeed())
 }

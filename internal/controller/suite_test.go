@@ -180,9 +180,9 @@ func startManager() error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	envReconciler := NewEnvironmentReconciler(mgr.GetClient(), mgr.GetAPIReader(), operatorNamespace)
-	clients := NewClients(NewTalkoverClient, nil, nil, envReconciler.NotifyAuthChange)
-	envReconciler.Clients = clients
+	clients := NewClients(NewTalkoverClient, nil, nil)
+	envReconciler := &EnvironmentReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clients: clients,
+		ClusterEnvironmentNamespace: operatorNamespace}
 	if err := envReconciler.SetupWithManager(mgr); err != nil {
 		cancel()
 		return err
@@ -191,7 +191,7 @@ func startManager() error {
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), MetadataReader: mgr.GetCache(),
 		Recorder: mgr.GetEventRecorder("talkover-operator"), Clients: clients,
 		StalledRetryInterval:        time.Hour,
-		Publisher:                   NewPublisher(publishQuiet),
+		PublishQuiet:                publishQuiet,
 		ClusterEnvironmentNamespace: operatorNamespace,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		cancel()

@@ -1,0 +1,93 @@
+/*
+Copyright 2026 The talkover-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	agentsv1alpha1 "github.com/talkover/talkover-operator/api/v1alpha1"
+	"github.com/talkover/talkover-operator/internal/talkover"
+)
+
+func refusedAction(name, reason string) AgentAction {
+	a := AgentAction{}
+	a.Namespace, a.Name = "team", name
+	a.Status.Conditions = []metav1.Condition{{Type: agentsv1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+		Reason: reason, Message: "the API said " + reason}}
+	return a
+}
+
+func TestRefusalCondition(t *testing.T) {
+	if _, ok := refusalCondition(nil); ok {
+		t.Error("no refused AgentAction, yet a refusal")
+	}
+	c, ok := refusalCondition([]AgentAction{
+		refusedAction("b", agentsv1alpha1.ReasonForbidden),
+		refusedAction("c", agentsv1alpha1.ReasonUnauthorized),
+		refusedAction("a", agentsv1alpha1.ReasonUnauthorized),
+	})
+	if !ok || c.Status != metav1.ConditionFalse || c.Reason != agentsv1alpha1.ReasonUnauthorized {
+		t.Fatalf("refusalCondition = %+v, %v; want Ready=False Unauthorized (a 401 concerns the whole token)", c, ok)
+	}
+	if !strings.Contains(c.Message, "3 AgentAction(s)") || !strings.Contains(c.Message, "team/a:") {
+		t.Errorf("message %q should count the refused AgentActions and name the first", c.Message)
+	}
+	if c, _ := refusalCondition([]AgentAction{refusedAction("b", agentsv1alpha1.ReasonForbidden)}); c.Reason != agentsv1alpha1.ReasonForbidden {
+		t.Errorf("only a 403: reason %q", c.Reason)
+	}
+}
+
+// Two environments with one token share one budget at the lower rate; the
+// budget goes when no environment uses the token.
+func TestClients_shareACredentialAtTheLowerRate(t *testing.T) {
+	clients := NewClients(func(cfg talkover.Config) (ActionAPI, error) { return talkover.New(cfg) }, nil, nil)
+	env := func(name string, rpm int32, url string) *agentsv1alpha1.Environment {
+		e := &agentsv1alpha1.Environment{}
+		e.Namespace, e.Name = "team", name
+		e.Spec.RequestsPerMinute = &rpm
+		e.Spec.APIURL = url
+		return e
+	}
+	a, b := types.NamespacedName{Namespace: "team", Name: "a"}, types.NamespacedName{Namespace: "team", Name: "b"}
+	const url = "https://api.example.com/api/v1"
+	if _, err := clients.For(env("a", 100, url), "talq_shared_token_0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clients.For(env("b", 30, url), "talq_shared_token_0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	if clients.Credentials() != 1 || clients.Rate(a) != 30 || clients.Rate(b) != 30 {
+		t.Errorf("one token, rates 100 and 30: %d credentials, rates %d and %d; want one budget at 30",
+			clients.Credentials(), clients.Rate(a), clients.Rate(b))
+	}
+	// b's own token: two budgets, each at its own rate.
+	if _, err := clients.For(env("b", 30, url), "talq_other_token_0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	if clients.Credentials() != 2 || clients.Rate(a) != 100 || clients.Rate(b) != 30 {
+		t.Errorf("two tokens: %d credentials, rates %d and %d", clients.Credentials(), clients.Rate(a), clients.Rate(b))
+	}
+	clients.Forget(b)
+	clients.Forget(a)
+	if clients.Credentials() != 0 {
+		t.Errorf("%d budgets left after every environment was deleted", clients.Credentials())
+	}
+}
