@@ -167,6 +167,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// skipWithoutAssets skips the test when no local control plane is built and
+// none was asked for: KUBEBUILDER_ASSETS is unset and the default folder
+// (bin/k8s/...) lacks a binary. KUBEBUILDER_ASSETS pointing at a folder
+// that lacks one is a mistake, and fails later in CheckAssets.
+func skipWithoutAssets(t *testing.T, assets string) {
+	t.Helper()
+	if os.Getenv("KUBEBUILDER_ASSETS") != "" {
+		return
+	}
+	if err := utils.CheckAssets(assets); err != nil {
+		t.Skipf("the local control plane is not built (%v); run `make test`", err)
+	}
+}
+
 // setupShared builds the manager and starts the control plane, once.
 func setupShared() error {
 	shared.once.Do(func() {
@@ -209,6 +223,9 @@ func newWorld(t *testing.T, ns string, sz size, seed uint64) *world {
 // newWorldQuiet is newWorld with another publish quiet period.
 func newWorldQuiet(t *testing.T, ns string, sz size, seed uint64, quiet time.Duration) *world {
 	t.Helper()
+	if root, err := utils.RepoRoot(); err == nil {
+		skipWithoutAssets(t, utils.AssetsDir(root))
+	}
 	w := &world{t: t, ns: ns, sz: sz, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), start: time.Now()} //nolint:gosec // test randomness
 	if err := setupShared(); err != nil {
 		t.Fatal(err)
