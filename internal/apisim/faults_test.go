@@ -24,6 +24,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -364,9 +366,21 @@ func TestHostile_Redirect(t *testing.T) {
 }
 
 func TestClose_CutsLatencyShort(t *testing.T) {
-	s := New()
+	// The server reads its clock when a request arrives: once armed, the
+	// first reading says the request is being handled, so Close cannot pass
+	// by shutting a server that never saw it.
+	var armed atomic.Bool
+	arrived := make(chan struct{})
+	var once sync.Once
+	s := New(WithClock(func() time.Time {
+		if armed.Load() {
+			once.Do(func() { close(arrived) })
+		}
+		return time.Now()
+	}))
 	base := s.Start()
 	s.SetFaults("", Faults{Latency: time.Hour})
+	armed.Store(true)
 	errc := make(chan error, 1)
 	go func() {
 		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/agents/x", nil)
@@ -376,7 +390,11 @@ func TestClose_CutsLatencyShort(t *testing.T) {
 		}
 		errc <- err
 	}()
-	time.Sleep(100 * time.Millisecond) // let the request reach the latency
+	select {
+	case <-arrived:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request never reached the server")
+	}
 	done := make(chan struct{})
 	go func() { s.Close(); close(done) }()
 	select {

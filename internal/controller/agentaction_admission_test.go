@@ -33,6 +33,7 @@ import (
 // real kube-apiserver, reject each bad manifest with a message a person
 // understands.
 func TestAdmission(t *testing.T) {
+	requireEnvtest(t)
 	ctx := context.Background()
 	g := NewWithT(t)
 	ns := "admission"

@@ -32,6 +32,7 @@ import (
 // An AgentAction whose requests never left for the API has no finalizer, so
 // deleting it takes no call and does not wait for the API.
 func TestDelete_neverSentIsReleasedWithoutACall(t *testing.T) {
+	requireEnvtest(t)
 	gone := func(f *fixture, name string) {
 		f.t.Helper()
 		f.g.Expect(k8sClient.Delete(f.ctx, f.get(name))).To(Succeed())

@@ -17,22 +17,30 @@ limitations under the License.
 package controller
 
 import (
+	"bytes"
 	"encoding/json"
-	"strings"
+	"fmt"
+	"regexp"
 	"testing"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	agentsv1alpha1 "github.com/talkover/talkover-operator/api/v1alpha1"
+	"github.com/talkover/talkover-operator/internal/talkover"
 )
 
-// FuzzBuildRequest builds requests from arbitrary specs: it must never
-// panic, the body must be valid JSON with the spec's identity, and the hash
-// must never contain a header value.
+// FuzzBuildRequest builds requests from arbitrary specs. It must never
+// panic; a header from a Secret must be resolved to build; the body is
+// valid JSON with the spec's identity. The hash, which is stored in the
+// status, is a digest ("sha256:" and 64 hex digits, so it cannot carry a
+// value), the same for the same inputs, and different when a header value
+// or the salt changes (a rotated Secret is pushed again). The forms of the
+// request that can be printed or logged do not depend on the header value.
 func FuzzBuildRequest(f *testing.F) {
 	f.Add("action-node-456", "Schedule Meeting", "webhook", "https://api.example.com/x", "X-Key", "hdr-secret-value", []byte(`"2024-01-01"`), int32(30))
 	f.Add("n", "", "", "", "", "", []byte(`30`), int32(0))
 	f.Add("n\x00", "\xff\xfe", "hold", "::", "K", "", []byte(`{"a":[1,2]}`), int32(-1))
+	f.Add("n", "a", "webhook", "u", "K", "\xff", []byte(`not json`), int32(1))
 	f.Fuzz(func(t *testing.T, nodeID, name, typ, url, headerKey, headerValue string, value []byte, hold int32) {
 		spec := agentsv1alpha1.AgentActionSpec{
 			AgentID: "agent", NodeID: nodeID, Name: name, Description: name, Type: agentsv1alpha1.ActionType(typ), URL: url,
@@ -42,27 +50,67 @@ func FuzzBuildRequest(f *testing.F) {
 				{Key: headerKey, ValueFrom: &agentsv1alpha1.HeaderValueSource{SecretKeyRef: agentsv1alpha1.SecretKeySelector{Name: "s", Key: "k"}}},
 			},
 		}
-		req, err := buildRequest(&spec, headerValues{headerKey: headerValue})
-		if err != nil {
-			t.Fatalf("a resolved header must build: %v", err)
+		if _, err := buildRequest(&spec, headerValues{}); err == nil {
+			t.Fatalf("a header from a Secret that is not resolved must not build")
 		}
-		hash, err := payloadHash("uid", "https://app.talkover.ai/api/v1", "agent", req)
+		build := func(v string) talkover.ActionRequest {
+			t.Helper()
+			req, err := buildRequest(&spec, headerValues{headerKey: v})
+			if err != nil {
+				t.Fatalf("a resolved header must build: %v", err)
+			}
+			return req
+		}
+		req := build(headerValue)
+		if req.NodeID != nodeID || *req.HoldDuration != int64(hold) {
+			t.Fatalf("the request lost the spec's identity")
+		}
+
+		// What can be printed or logged is the same whatever the value.
+		other := build(headerValue + "-rotated")
+		other.HoldDuration = req.HoldDuration // %v prints the pointer
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+			if a, b := fmt.Sprintf(verb, req), fmt.Sprintf(verb, other); a != b {
+				t.Fatalf("%s of the request depends on the header value:\n%s\n%s", verb, a, b)
+			}
+		}
+		logA, errA := json.Marshal(req.MarshalLog())
+		logB, errB := json.Marshal(other.MarshalLog())
+		if !bytes.Equal(logA, logB) || fmt.Sprint(errA) != fmt.Sprint(errB) {
+			t.Fatalf("the logged request depends on the header value:\n%s %v\n%s %v", logA, errA, logB, errB)
+		}
+
+		const salt, apiURL = "uid", "https://app.talkover.ai/api/v1"
+		hash, err := payloadHash(salt, apiURL, "agent", req)
+		_, errOther := payloadHash(salt, apiURL, "agent", other)
+		if fmt.Sprint(err) != fmt.Sprint(errOther) {
+			t.Fatalf("the hash error depends on the header value: %v / %v", err, errOther)
+		}
 		if err != nil {
 			if json.Valid(value) {
 				t.Fatalf("hashing a request with valid JSON values failed: %v", err)
 			}
 			return
 		}
-		if len(headerValue) >= 4 && strings.Contains(hash, headerValue) {
-			t.Fatalf("the hash shows a header value")
-		}
-		if req.NodeID != nodeID || *req.HoldDuration != int64(hold) {
-			t.Fatalf("the request lost the spec's identity")
-		}
 		body, err := json.Marshal(req)
 		if err != nil || !json.Valid(body) {
 			t.Fatalf("invalid body: %v", err)
 		}
-		_, _ = buildRequest(&spec, headerValues{})
+		if !hashFormat.MatchString(hash) {
+			t.Fatalf("the hash %q is not a sha256 digest", hash)
+		}
+		again, err := payloadHash(salt, apiURL, "agent", build(headerValue))
+		if err != nil || again != hash {
+			t.Fatalf("the hash of an equal request changed: %q, then %q (%v)", hash, again, err)
+		}
+		if rotated, _ := payloadHash(salt, apiURL, "agent", other); rotated == hash {
+			t.Fatalf("a new header value keeps the hash %q: the rotation would not be pushed", hash)
+		}
+		if salted, _ := payloadHash("other-uid", apiURL, "agent", req); salted == hash {
+			t.Fatalf("another salt keeps the hash %q", hash)
+		}
 	})
 }
+
+// hashFormat is what payloadHash returns.
+var hashFormat = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)

@@ -17,8 +17,10 @@ limitations under the License.
 package controller
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -128,12 +130,22 @@ func TestComputeConditions(t *testing.T) {
 		g.Expect(findCondition(got, agentsv1alpha1.ConditionReady).LastTransitionTime).To(Equal(earlier))
 	})
 	t.Run("long messages are cut on a rune boundary", func(t *testing.T) {
-		g := NewWithT(t)
-		long := string(make([]rune, 3000))
-		got := computeConditions(nil, outcome{kind: outcomeStalled, reason: agentsv1alpha1.ReasonValidationFailed, message: long + "é"}, 1, now)
-		msg := findCondition(got, agentsv1alpha1.ConditionReady).Message
-		g.Expect(len(msg)).To(BeNumerically("<=", maxConditionMessage))
-		g.Expect(msg).To(HaveSuffix("…"))
+		// Multi-byte runes, shifted by 0 to 3 ASCII bytes, so that a cut at
+		// the byte limit lands inside a rune in some case, whatever the limit.
+		for _, r := range []string{"é", "€", "𝄞"} {
+			for shift := range utf8.UTFMax {
+				long := strings.Repeat("a", shift) + strings.Repeat(r, 2*maxConditionMessage/len(r))
+				got := computeConditions(nil, outcome{kind: outcomeStalled, reason: agentsv1alpha1.ReasonValidationFailed, message: long}, 1, now)
+				msg := findCondition(got, agentsv1alpha1.ConditionReady).Message
+				g := NewWithT(t)
+				g.Expect(utf8.ValidString(msg)).To(BeTrue(), "%q shifted by %d: the message is not valid UTF-8", r, shift)
+				g.Expect(len(msg)).To(BeNumerically("<=", maxConditionMessage))
+				kept, cut := strings.CutSuffix(msg, "…")
+				g.Expect(cut).To(BeTrue(), "the cut is marked")
+				g.Expect(long).To(HavePrefix(kept), "what is kept is the start of the message")
+				g.Expect(len(kept)).To(BeNumerically(">", maxConditionMessage-len("…")-utf8.UTFMax), "at most one rune is dropped at the cut")
+			}
+		}
 	})
 }
 

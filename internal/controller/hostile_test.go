@@ -33,6 +33,7 @@ import (
 // condition, no panic, no corrupted status, and never send the token to
 // another host.
 func TestHostileAnswers(t *testing.T) {
+	requireEnvtest(t)
 	var elsewhere atomic.Int64
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		elsewhere.Add(1)

@@ -60,12 +60,18 @@ func TestKstatus(t *testing.T) {
 	f.waitReason("kstatus", agentsv1alpha1.ReasonSynced)
 	f.g.Expect(kstatusOf(f.g, f.get("kstatus"))).To(Equal(status.CurrentStatus))
 
-	// A spec change is InProgress until the operator observed it.
-	f.update("kstatus", func(a *agentsv1alpha1.AgentAction) { a.Spec.Description = "changed" })
-	changed := f.get("kstatus")
-	if changed.Status.ObservedGeneration != changed.Generation {
-		f.g.Expect(kstatusOf(f.g, changed)).To(Equal(status.InProgressStatus))
-	}
+	// A spec change is InProgress until the operator observed it. The
+	// object the API server returns from the update is the state right
+	// after the write: a new generation that no reconcile can have observed
+	// yet, whatever the manager does next.
+	var changed *agentsv1alpha1.AgentAction
+	f.g.Eventually(func() error {
+		changed = f.get("kstatus")
+		changed.Spec.Description = "changed"
+		return k8sClient.Update(f.ctx, changed)
+	}, timeout, interval).Should(Succeed())
+	f.g.Expect(changed.Status.ObservedGeneration).To(BeNumerically("<", changed.Generation))
+	f.g.Expect(kstatusOf(f.g, changed)).To(Equal(status.InProgressStatus))
 	f.waitReason("kstatus", agentsv1alpha1.ReasonSynced)
 	f.g.Expect(kstatusOf(f.g, f.get("kstatus"))).To(Equal(status.CurrentStatus))
 

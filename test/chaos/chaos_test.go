@@ -120,7 +120,7 @@ func (w *world) waitConverged(ctx context.Context, m *model, timeout time.Durati
 		if len(problems) == 0 || time.Now().After(deadline) {
 			return problems
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(2 * time.Second) // the poll interval: each poll lists every object
 	}
 }
 
@@ -155,7 +155,7 @@ func (w *world) runFaults(ctx context.Context, start time.Time) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Until(start.Add(e.at))):
+		case <-time.After(time.Until(start.Add(e.at))): // the schedule of the run, not a stand-in for a condition
 		}
 		if e.name != "end" {
 			w.logf("chaos: %s", e.name)

@@ -185,7 +185,7 @@ func (w *world) runWorkload(ctx context.Context, m *model, start time.Time) erro
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Until(start.Add(o.at))):
+		case <-time.After(time.Until(start.Add(o.at))): // the user's schedule, not a stand-in for a condition
 		}
 		var err error
 		switch o.kind {
@@ -216,7 +216,7 @@ func retry(ctx context.Context, what string, f func(ctx context.Context) error) 
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond) // between attempts: f's success is the condition
 	}
 }
 

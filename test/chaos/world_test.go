@@ -109,9 +109,13 @@ type world struct {
 	// the POSTs of actions it received and is answering.
 	api                             *httptest.Server
 	upsertsStarted, upsertsInFlight atomic.Int32
-	pushes                          pushLog
-	mgr                             *utils.ManagerProcess
-	sup                             *supervisor
+	// publishHold, while not nil, holds the publishes (see holdPublishes);
+	// publishesHeld counts the publishes it held.
+	publishHold   atomic.Pointer[chan struct{}]
+	publishesHeld atomic.Int32
+	pushes        pushLog
+	mgr           *utils.ManagerProcess
+	sup           *supervisor
 	// apiserverDown is how long the kube-apiserver restart took, from
 	// apiserverStopped.
 	apiserverDown    time.Duration
@@ -167,6 +171,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// skipWithoutAssets skips the test when no local control plane is built and
+// none was asked for: KUBEBUILDER_ASSETS is unset and the default folder
+// (bin/k8s/...) lacks a binary. KUBEBUILDER_ASSETS pointing at a folder
+// that lacks one is a mistake, and fails later in CheckAssets.
+func skipWithoutAssets(t *testing.T, assets string) {
+	t.Helper()
+	if os.Getenv("KUBEBUILDER_ASSETS") != "" {
+		return
+	}
+	if err := utils.CheckAssets(assets); err != nil {
+		t.Skipf("the local control plane is not built (%v); run `make test`", err)
+	}
+}
+
 // setupShared builds the manager and starts the control plane, once.
 func setupShared() error {
 	shared.once.Do(func() {
@@ -209,6 +227,9 @@ func newWorld(t *testing.T, ns string, sz size, seed uint64) *world {
 // newWorldQuiet is newWorld with another publish quiet period.
 func newWorldQuiet(t *testing.T, ns string, sz size, seed uint64, quiet time.Duration) *world {
 	t.Helper()
+	if root, err := utils.RepoRoot(); err == nil {
+		skipWithoutAssets(t, utils.AssetsDir(root))
+	}
 	w := &world{t: t, ns: ns, sz: sz, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), start: time.Now()} //nolint:gosec // test randomness
 	if err := setupShared(); err != nil {
 		t.Fatal(err)
@@ -256,9 +277,34 @@ func newWorldQuiet(t *testing.T, ns string, sz size, seed uint64, quiet time.Dur
 	return w
 }
 
+// holdPublishes makes the API hold every publish (POST .../publish) that
+// arrives until release is called: a held publish never reaches the
+// simulator, and is answered 503 on release (or dropped, if its client has
+// gone). A test can then kill the manager while it owes a publish, knowing
+// that the publish was not made.
+func (w *world) holdPublishes() (release func()) {
+	hold := make(chan struct{})
+	w.publishHold.Store(&hold)
+	return func() {
+		if w.publishHold.CompareAndSwap(&hold, nil) {
+			close(hold)
+		}
+	}
+}
+
 // serveAPI passes a request to the simulator, counting the upserts and
-// classifying the accepted ones (see pushLog).
+// classifying the accepted ones (see pushLog); publishes may be held
+// (holdPublishes).
 func (w *world) serveAPI(rw http.ResponseWriter, r *http.Request) {
+	if hold := w.publishHold.Load(); hold != nil && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/publish") {
+		w.publishesHeld.Add(1)
+		select {
+		case <-*hold:
+			http.Error(rw, "held by the test", http.StatusServiceUnavailable)
+		case <-r.Context().Done():
+		}
+		return
+	}
 	if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/actions") {
 		w.sim.Handler().ServeHTTP(rw, r)
 		return

@@ -60,6 +60,7 @@ func TestPodSecurity(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	// A suite of the repository and kubectl only, to render the manifests.
 	s := &suite{t: t, root: root, assets: utils.AssetsDir(root)}
+	skipWithoutAssets(t, s.assets)
 	if err := utils.CheckAssets(s.assets); err != nil {
 		t.Fatalf("the local control plane is not built: %v", err)
 	}

@@ -107,6 +107,7 @@ func newSuite(t *testing.T) *suite {
 		t.Fatal(err)
 	}
 	s := &suite{t: t, root: root, assets: utils.AssetsDir(root), tmp: t.TempDir()}
+	skipWithoutAssets(t, s.assets)
 	if err := utils.CheckAssets(s.assets); err != nil {
 		t.Fatalf("the local control plane is not built: %v", err)
 	}
@@ -142,6 +143,20 @@ func newSuite(t *testing.T) *suite {
 	s.startManager(manager)
 	s.mustKubectl(s.t, "create", "namespace", samplesNamespace)
 	return s
+}
+
+// skipWithoutAssets skips the test when no local control plane is built and
+// none was asked for: KUBEBUILDER_ASSETS is unset and the default folder
+// (bin/k8s/...) lacks a binary. KUBEBUILDER_ASSETS pointing at a folder
+// that lacks one is a mistake, and fails later in CheckAssets.
+func skipWithoutAssets(t *testing.T, assets string) {
+	t.Helper()
+	if os.Getenv("KUBEBUILDER_ASSETS") != "" {
+		return
+	}
+	if err := utils.CheckAssets(assets); err != nil {
+		t.Skipf("the local control plane is not built (%v); run `make test`", err)
+	}
 }
 
 // zapLevel is quiet by default; TEST_LOG=debug shows envtest's logs.

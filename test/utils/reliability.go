@@ -114,7 +114,7 @@ func (c *ControlPlane) RestartAPIServer(down time.Duration) error {
 	if err := api.Stop(); err != nil {
 		return fmt.Errorf("stopping the kube-apiserver: %w", err)
 	}
-	time.Sleep(down)
+	time.Sleep(down) // the outage itself: nothing to wait for but time
 	if err := api.Start(); err != nil {
 		return fmt.Errorf("starting the kube-apiserver again: %w", err)
 	}
