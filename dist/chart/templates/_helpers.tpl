@@ -36,7 +36,7 @@ Common labels.
 {{- define "talkover-operator.labels" -}}
 helm.sh/chart: {{ include "talkover-operator.chart" . }}
 {{ include "talkover-operator.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | toString | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/version: {{ include "talkover-operator.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: talkover-operator
 {{- end }}
@@ -84,13 +84,21 @@ Resource names.
 {{- end }}
 
 {{/*
+The manager image tag: image.tag, else v followed by the chart's appVersion
+(the tag make release gives the image).
+*/}}
+{{- define "talkover-operator.imageTag" -}}
+{{- .Values.image.tag | default (printf "v%s" .Chart.AppVersion) | toString }}
+{{- end }}
+
+{{/*
 The manager image: repository:tag, or repository@digest when a digest is set.
 */}}
 {{- define "talkover-operator.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- printf "%s:%s" .Values.image.repository (include "talkover-operator.imageTag" .) }}
 {{- end }}
 {{- end }}
 
