@@ -208,6 +208,12 @@ KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION ?= v3.22.0
+# HELM_K8S_MINOR is the Kubernetes version helm assumes without a cluster
+# (helm template, lint): helm's own release builds stamp the minor of its
+# client-go (v0.37 for v3.22.0); a plain go install would say 1.20, which the
+# chart's kubeVersion (>=1.25) refuses.
+HELM_K8S_MINOR ?= 37
+HELM_LDFLAGS := $(foreach p,chartutil lint/rules,-X helm.sh/helm/v3/pkg/$(p).k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$(p).k8sVersionMinor=$(HELM_K8S_MINOR))
 # v5.8.3 needs Go 1.27; v5.8.1 is the newest that builds with the Go of go.mod.
 KUSTOMIZE_VERSION ?= v5.8.1
 
@@ -222,29 +228,29 @@ $(GOLANGCI_LINT): | $(LOCALBIN)
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
 
 .PHONY: helm
-helm: $(HELM) ## Install helm into bin/.
-$(HELM): | $(LOCALBIN)
-	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
+helm: | $(LOCALBIN) ## Install helm into bin/ (again when HELM_VERSION or HELM_K8S_MINOR change).
+	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION),$(HELM_LDFLAGS),-k8s1.$(HELM_K8S_MINOR))
 
 .PHONY: kustomize
-kustomize: $(KUSTOMIZE) ## Install kustomize into bin/.
-$(KUSTOMIZE): | $(LOCALBIN)
+kustomize: | $(LOCALBIN) ## Install kustomize into bin/ (again when KUSTOMIZE_VERSION changes).
 	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
 
 # go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
 # $1 - target path with name of binary
 # $2 - package url which can be installed
 # $3 - specific version of package
+# $4 - optional -ldflags
+# $5 - optional suffix of the versioned file name (say what $4 changes)
 define go-install-tool
-@[ -f "$(1)-$(3)" ] && [ "$$(readlink -- "$(1)" 2>/dev/null)" = "$$(realpath -- "$(1)-$(3)")" ] || { \
+@[ -f "$(1)-$(3)$(5)" ] && [ "$$(readlink -- "$(1)" 2>/dev/null)" = "$$(realpath -- "$(1)-$(3)$(5)")" ] || { \
 set -e; \
 package=$(2)@$(3) ;\
 echo "Downloading $${package}" ;\
 rm -f "$(1)" ;\
-GOBIN="$(LOCALBIN)" go install $${package} ;\
-mv "$(LOCALBIN)/$$(basename "$(1)")" "$(1)-$(3)" ;\
+GOBIN="$(LOCALBIN)" go install $(if $(4),-ldflags "$(4)") $${package} ;\
+mv "$(LOCALBIN)/$$(basename "$(1)")" "$(1)-$(3)$(5)" ;\
 } ;\
-ln -sf "$$(realpath -- "$(1)-$(3)")" "$(1)"
+ln -sf "$$(realpath -- "$(1)-$(3)$(5)")" "$(1)"
 endef
 
 ##@ Reliability
