@@ -39,6 +39,9 @@ helm.sh/chart: {{ include "talkover-operator.chart" . }}
 app.kubernetes.io/version: {{ include "talkover-operator.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: talkover-operator
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -118,6 +121,9 @@ Checks of value combinations that the schema cannot express.
 {{- end }}
 {{- if and .Values.prometheus.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "prometheus.serviceMonitor.enabled=true needs metrics.enabled=true" }}
+{{- end }}
+{{- if and .Values.podDisruptionBudget.enabled (eq (toString .Values.podDisruptionBudget.minAvailable) "") (eq (toString .Values.podDisruptionBudget.maxUnavailable) "") }}
+{{- fail "podDisruptionBudget.enabled=true needs minAvailable or maxUnavailable" }}
 {{- end }}
 {{- if and .Values.networkPolicy.enabled (not .Values.metrics.enabled) }}
 {{- fail "networkPolicy.enabled=true needs metrics.enabled=true: the policy only admits metrics traffic" }}
