@@ -50,6 +50,11 @@ help: ## Display this help.
 manifests: controller-gen ## Generate CRDs and RBAC from the markers in api/ and internal/.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:generateEmbeddedObjectMeta=false webhook paths="./..." output:crd:artifacts:config=config/crd/bases
 	hack/chart-sync.sh
+	go run ./hack/chartdoc
+
+.PHONY: chart-docs
+chart-docs: ## Write dist/chart/README.md from the "# --" comments of dist/chart/values.yaml.
+	go run ./hack/chartdoc
 
 .PHONY: generate
 generate: controller-gen ## Generate the DeepCopy methods of the API types.
@@ -142,6 +147,7 @@ release: build-installer helm ## Write a release into dist/: install.yaml, the b
 set-version: ## Set the release version (VERSION=X.Y.Z) in VERSION and dist/chart/Chart.yaml.
 	echo "$(RELEASE_VERSION)" > VERSION
 	hack/set-version.sh "$(RELEASE_VERSION)" dist/chart/Chart.yaml
+	@echo "Now add the release's entry to CHANGELOG.md and to the artifacthub.io/changes annotation of dist/chart/Chart.yaml."
 
 ##@ Benchmark
 
