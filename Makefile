@@ -128,20 +128,31 @@ build-installer: manifests generate kustomize ## Write dist/install.yaml (the CR
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64
 CHART_PACKAGE := dist/talkover-operator-$(RELEASE_VERSION).tgz
 
+# CA_BUNDLE is the PEM bundle the image trusts (the build machine's).
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+# SOURCE_DATE_EPOCH is every timestamp of the image: the commit's time.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+
 .PHONY: release
-release: build-installer helm ## Write a release into dist/: install.yaml, the binaries, the chart package and SHA256SUMS (VERSION=vX.Y.Z to override the VERSION file).
+release: build-installer helm ## Write a release into dist/: install.yaml, the binaries, the OCI images with SBOMs, the chart package and SHA256SUMS, and check them (VERSION=vX.Y.Z to override the VERSION file).
 	@for p in $(RELEASE_PLATFORMS); do \
 		os=$${p%/*}; arch=$${p#*/}; \
 		echo "Building dist/manager-$${os}-$${arch} ($(TAG))"; \
 		$(GO_BUILD_ENV) GOOS=$${os} GOARCH=$${arch} go build -trimpath -ldflags "$(LDFLAGS)" -o dist/manager-$${os}-$${arch} ./cmd; \
 	done
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/ociimage -out dist/oci -sbom-dir dist -version $(TAG) \
+		-repository $(IMG_REPO) -revision "$$(git rev-parse HEAD 2>/dev/null)" -ca-bundle $(CA_BUNDLE) \
+		$(foreach p,$(RELEASE_PLATFORMS),-binary $(p)=dist/manager-$(subst /,-,$(p)))
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 		cp -R dist/chart "$$tmp/talkover-operator"; \
 		hack/set-version.sh "$(RELEASE_VERSION)" "$$tmp/talkover-operator/Chart.yaml"; \
 		$(HELM) lint --quiet "$$tmp/talkover-operator"; \
 		$(HELM) package "$$tmp/talkover-operator" --destination dist >/dev/null
-	@cd dist && sha256sum install.yaml $(notdir $(CHART_PACKAGE)) $(foreach p,$(RELEASE_PLATFORMS),manager-$(subst /,-,$(p))) > SHA256SUMS
-	@echo "Release $(TAG) written to dist/:"; cd dist && cat SHA256SUMS
+	@cd dist && sha256sum install.yaml $(notdir $(CHART_PACKAGE)) oci/index.json \
+		$(foreach p,$(RELEASE_PLATFORMS),manager-$(subst /,-,$(p)) sbom-$(subst /,-,$(p)).spdx.json) > SHA256SUMS
+	RELEASE_DIR="$(CURDIR)/dist" RELEASE_TAG=$(TAG) go test ./test/release -run TestReleaseArtifacts -count=1
+	@echo "Release $(TAG) written to dist/ (the image: oci:dist/oci:$(TAG), for example 'skopeo copy --all oci:dist/oci:$(TAG) docker://$(IMG_REPO):$(TAG)'):"; \
+		cd dist && cat SHA256SUMS
 
 .PHONY: set-version
 set-version: ## Set the release version (VERSION=X.Y.Z) in VERSION and dist/chart/Chart.yaml.
