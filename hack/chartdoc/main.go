@@ -91,7 +91,7 @@ func renderChart(dir string) ([]byte, error) {
 	}
 	var meta chartMeta
 	if err := yaml.Unmarshal(chartYAML, &meta); err != nil {
-		return nil, fmt.Errorf("Chart.yaml: %w", err)
+		return nil, fmt.Errorf("reading Chart.yaml: %w", err)
 	}
 	values, err := os.ReadFile(filepath.Join(dir, "values.yaml"))
 	if err != nil {
@@ -113,42 +113,47 @@ func parseValues(data []byte) ([]entry, error) {
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, errors.New("want a mapping at the top")
 	}
-	var (
-		entries      []entry
-		undocumented []string
-	)
-	var walk func(m *yaml.Node, prefix string, documented bool) error
-	walk = func(m *yaml.Node, prefix string, documented bool) error {
-		for i := 0; i+1 < len(m.Content); i += 2 {
-			k, v := m.Content[i], m.Content[i+1]
-			key := prefix + k.Value
-			desc, ok := description(k.HeadComment)
-			if ok {
-				e, err := newEntry(key, v, desc)
-				if err != nil {
-					return err
-				}
-				entries = append(entries, e)
-			}
-			if v.Kind == yaml.MappingNode && len(v.Content) > 0 {
-				if err := walk(v, key+".", documented || ok); err != nil {
-					return err
-				}
-				continue
-			}
-			if !ok && !documented {
-				undocumented = append(undocumented, key)
-			}
-		}
-		return nil
-	}
-	if err := walk(doc.Content[0], "", false); err != nil {
+	var w walker
+	if err := w.walk(doc.Content[0], "", false); err != nil {
 		return nil, err
 	}
-	if len(undocumented) > 0 {
-		return nil, fmt.Errorf("keys without a \"# --\" comment: %s", strings.Join(undocumented, ", "))
+	if len(w.undocumented) > 0 {
+		return nil, fmt.Errorf("keys without a \"# --\" comment: %s", strings.Join(w.undocumented, ", "))
 	}
-	return entries, nil
+	return w.entries, nil
+}
+
+// walker collects the documented and the undocumented keys of values.yaml.
+type walker struct {
+	entries      []entry
+	undocumented []string
+}
+
+// walk visits the keys of mapping m; documented says that a parent of m
+// has a "# --" comment.
+func (w *walker) walk(m *yaml.Node, prefix string, documented bool) error {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		key := prefix + k.Value
+		desc, ok := description(k.HeadComment)
+		if ok {
+			e, err := newEntry(key, v, desc)
+			if err != nil {
+				return err
+			}
+			w.entries = append(w.entries, e)
+		}
+		if v.Kind == yaml.MappingNode && len(v.Content) > 0 {
+			if err := w.walk(v, key+".", documented || ok); err != nil {
+				return err
+			}
+			continue
+		}
+		if !ok && !documented {
+			w.undocumented = append(w.undocumented, key)
+		}
+	}
+	return nil
 }
 
 // description returns the text of the last "# --" paragraph of a head

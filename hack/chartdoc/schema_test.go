@@ -67,37 +67,40 @@ func TestSchemaMatchesValues(t *testing.T) {
 		documented[e.Key] = true
 	}
 
-	var walk func(path string, v map[string]any, s *schemaNode)
-	walk = func(path string, v map[string]any, s *schemaNode) {
-		if s.AdditionalProperties != false {
-			t.Errorf("%s: the schema lists its keys but admits others (set additionalProperties: false)", orTop(path))
+	checkSchema(t, "", values, &schema, documented)
+}
+
+// checkSchema compares the values v at path with their schema s.
+func checkSchema(t *testing.T, path string, v map[string]any, s *schemaNode, documented map[string]bool) {
+	t.Helper()
+	if s.AdditionalProperties != false {
+		t.Errorf("%s: the schema lists its keys but admits others (set additionalProperties: false)", orTop(path))
+	}
+	for key, val := range v {
+		p := join(path, key)
+		child, ok := s.Properties[key]
+		if !ok {
+			t.Errorf("%s is in values.yaml but not in values.schema.json", p)
+			continue
 		}
-		for key, val := range v {
-			p := join(path, key)
-			child, ok := s.Properties[key]
-			if !ok {
-				t.Errorf("%s is in values.yaml but not in values.schema.json", p)
-				continue
-			}
-			if want := jsonType(val); !admits(child, want) {
-				t.Errorf("%s: values.yaml's default is a %s, the schema says %v", p, want, child.Type)
-			}
-			if documented[p] && child.Description == "" {
-				t.Errorf("%s: documented in values.yaml but has no description in values.schema.json", p)
-			}
-			// A map documented as a whole (resources, podSecurityContext)
-			// is one value; the schema may describe its inside freely.
-			if m, isMap := val.(map[string]any); isMap && child.Properties != nil && !documented[p] {
-				walk(p, m, child)
-			}
+		if want := jsonType(val); !admits(child, want) {
+			t.Errorf("%s: values.yaml's default is a %s, the schema says %v", p, want, child.Type)
 		}
-		for key := range s.Properties {
-			if _, ok := v[key]; !ok && !(path == "" && key == "global") {
-				t.Errorf("%s is in values.schema.json but not in values.yaml", join(path, key))
-			}
+		if documented[p] && child.Description == "" {
+			t.Errorf("%s: documented in values.yaml but has no description in values.schema.json", p)
+		}
+		// A map documented as a whole (resources, podSecurityContext) is
+		// one value; the schema may describe its inside freely.
+		if m, isMap := val.(map[string]any); isMap && child.Properties != nil && !documented[p] {
+			checkSchema(t, p, m, child, documented)
 		}
 	}
-	walk("", values, &schema)
+	for key := range s.Properties {
+		topLevelGlobal := path == "" && key == "global"
+		if _, ok := v[key]; !ok && !topLevelGlobal {
+			t.Errorf("%s is in values.schema.json but not in values.yaml", join(path, key))
+		}
+	}
 }
 
 func join(path, key string) string {

@@ -43,6 +43,8 @@ const (
 	mediaTypeManifest = "application/vnd.oci.image.manifest.v1+json"
 	mediaTypeConfig   = "application/vnd.oci.image.config.v1+json"
 	mediaTypeLayer    = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+	annotationVersion = "org.opencontainers.image.version"
 )
 
 // options say what to build.
@@ -143,7 +145,7 @@ func build(o options) (result, error) {
 	labels := map[string]string{
 		"org.opencontainers.image.title":       "talkover-operator",
 		"org.opencontainers.image.description": "Manages the actions of Talkover voice agents as Kubernetes resources",
-		"org.opencontainers.image.version":     o.Version,
+		annotationVersion:                      o.Version,
 		"org.opencontainers.image.source":      "https://github.com/talkover/talkover-operator",
 		"org.opencontainers.image.licenses":    "Apache-2.0",
 		"org.opencontainers.image.created":     o.Created.Format(time.RFC3339),
@@ -154,53 +156,11 @@ func build(o options) (result, error) {
 	var res result
 	var manifests []descriptor
 	for _, b := range o.Binaries {
-		bin, err := os.ReadFile(b.Path)
+		mDesc, err := buildPlatform(o, b, ca, labels)
 		if err != nil {
 			return result{}, err
 		}
-		layer, diffID, err := rootfsLayer(bin, ca, o.Created)
-		if err != nil {
-			return result{}, err
-		}
-		layerDesc, err := writeBlob(o.Out, mediaTypeLayer, layer)
-		if err != nil {
-			return result{}, err
-		}
-		cfg := imageConfig{
-			Created:      o.Created.Format(time.RFC3339),
-			Architecture: b.Arch,
-			OS:           b.OS,
-			Config: runtimeConfig{
-				User:       userSpec,
-				Entrypoint: []string{"/manager"},
-				WorkingDir: "/",
-				Env:        []string{"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"},
-				Labels:     labels,
-			},
-			RootFS: rootFS{Type: "layers", DiffIDs: []string{diffID}},
-			History: []history{{
-				Created:   o.Created.Format(time.RFC3339),
-				CreatedBy: "hack/ociimage: /manager, /etc/ssl/certs/ca-certificates.crt, /etc/passwd, /etc/group",
-			}},
-		}
-		cfgDesc, err := writeJSONBlob(o.Out, mediaTypeConfig, cfg)
-		if err != nil {
-			return result{}, err
-		}
-		m := manifest{
-			SchemaVersion: 2,
-			MediaType:     mediaTypeManifest,
-			Config:        cfgDesc,
-			Layers:        []descriptor{layerDesc},
-			Annotations:   map[string]string{"org.opencontainers.image.version": o.Version},
-		}
-		mDesc, err := writeJSONBlob(o.Out, mediaTypeManifest, m)
-		if err != nil {
-			return result{}, err
-		}
-		mDesc.Platform = &platform{Architecture: b.Arch, OS: b.OS}
 		manifests = append(manifests, mDesc)
-
 		sbomPath := filepath.Join(o.SBOMDir, fmt.Sprintf("sbom-%s-%s.spdx.json", b.OS, b.Arch))
 		if err := writeSBOM(sbomPath, b, o, ca); err != nil {
 			return result{}, err
@@ -208,7 +168,7 @@ func build(o options) (result, error) {
 		res.Manifests = append(res.Manifests, builtManifest{OS: b.OS, Arch: b.Arch, Digest: mDesc.Digest, SBOM: sbomPath})
 	}
 	idx := index{SchemaVersion: 2, MediaType: mediaTypeIndex, Manifests: manifests,
-		Annotations: map[string]string{"org.opencontainers.image.version": o.Version}}
+		Annotations: map[string]string{annotationVersion: o.Version}}
 	idxDesc, err := writeJSONBlob(o.Out, mediaTypeIndex, idx)
 	if err != nil {
 		return result{}, err
@@ -227,6 +187,58 @@ func build(o options) (result, error) {
 	}
 	res.IndexDigest = idxDesc.Digest
 	return res, nil
+}
+
+// buildPlatform writes the layer, the config and the manifest of the image
+// of one platform and returns the manifest's descriptor.
+func buildPlatform(o options, b platformBinary, ca []byte, labels map[string]string) (descriptor, error) {
+	bin, err := os.ReadFile(b.Path)
+	if err != nil {
+		return descriptor{}, err
+	}
+	layer, diffID, err := rootfsLayer(bin, ca, o.Created)
+	if err != nil {
+		return descriptor{}, err
+	}
+	layerDesc, err := writeBlob(o.Out, mediaTypeLayer, layer)
+	if err != nil {
+		return descriptor{}, err
+	}
+	created := o.Created.Format(time.RFC3339)
+	cfg := imageConfig{
+		Created:      created,
+		Architecture: b.Arch,
+		OS:           b.OS,
+		Config: runtimeConfig{
+			User:       userSpec,
+			Entrypoint: []string{"/manager"},
+			WorkingDir: "/",
+			Env:        []string{"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"},
+			Labels:     labels,
+		},
+		RootFS: rootFS{Type: "layers", DiffIDs: []string{diffID}},
+		History: []history{{
+			Created:   created,
+			CreatedBy: "hack/ociimage: /manager, /etc/ssl/certs/ca-certificates.crt, /etc/passwd, /etc/group",
+		}},
+	}
+	cfgDesc, err := writeJSONBlob(o.Out, mediaTypeConfig, cfg)
+	if err != nil {
+		return descriptor{}, err
+	}
+	m := manifest{
+		SchemaVersion: 2,
+		MediaType:     mediaTypeManifest,
+		Config:        cfgDesc,
+		Layers:        []descriptor{layerDesc},
+		Annotations:   map[string]string{annotationVersion: o.Version},
+	}
+	mDesc, err := writeJSONBlob(o.Out, mediaTypeManifest, m)
+	if err != nil {
+		return descriptor{}, err
+	}
+	mDesc.Platform = &platform{Architecture: b.Arch, OS: b.OS}
+	return mDesc, nil
 }
 
 // rootfsLayer returns the gzipped layer and the digest of its uncompressed

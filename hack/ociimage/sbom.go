@@ -73,6 +73,15 @@ type spdxRelationship struct {
 	RelatedSPDXElement string `json:"relatedSpdxElement"`
 }
 
+// SPDX identifiers and values used more than once.
+const (
+	noAssertion = "NOASSERTION"
+	idImage     = "SPDXRef-Image"
+	idManager   = "SPDXRef-Manager"
+	idCABundle  = "SPDXRef-CABundle"
+	idStdlib    = "SPDXRef-GoStdlib"
+)
+
 func sha256Hex(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
@@ -107,36 +116,36 @@ func writeSBOM(path string, b platformBinary, o options, ca []byte) error {
 		},
 	}
 	image := spdxPackage{
-		SPDXID: "SPDXRef-Image", Name: o.Repository, VersionInfo: o.Version,
-		DownloadLocation: "NOASSERTION", PrimaryPackagePurpose: "CONTAINER",
+		SPDXID: idImage, Name: o.Repository, VersionInfo: o.Version,
+		DownloadLocation: noAssertion, PrimaryPackagePurpose: "CONTAINER",
 		ExternalRefs: []spdxExternalRef{{
 			ReferenceCategory: "PACKAGE-MANAGER", ReferenceType: "purl",
 			ReferenceLocator: fmt.Sprintf("pkg:oci/talkover-operator?repository_url=%s&tag=%s&arch=%s", o.Repository, o.Version, b.Arch),
 		}},
 	}
 	manager := spdxPackage{
-		SPDXID: "SPDXRef-Manager", Name: info.Main.Path, VersionInfo: o.Version,
+		SPDXID: idManager, Name: info.Main.Path, VersionInfo: o.Version,
 		DownloadLocation: "https://github.com/talkover/talkover-operator", PrimaryPackagePurpose: "APPLICATION",
 		Checksums:    []spdxChecksum{{Algorithm: "SHA256", ChecksumValue: binSum}},
 		ExternalRefs: []spdxExternalRef{purl(info.Main.Path, o.Version)},
 		Comment:      "/manager, built by " + info.GoVersion + " from " + info.Path + buildSettings(info),
 	}
 	caPkg := spdxPackage{
-		SPDXID: "SPDXRef-CABundle", Name: "ca-certificates.crt", DownloadLocation: "NOASSERTION",
+		SPDXID: idCABundle, Name: "ca-certificates.crt", DownloadLocation: noAssertion,
 		PrimaryPackagePurpose: "FILE",
 		Checksums:             []spdxChecksum{{Algorithm: "SHA256", ChecksumValue: sha256Hex(ca)}},
 		Comment:               "/etc/ssl/certs/ca-certificates.crt, copied from " + o.CABundle + " of the build machine",
 	}
 	stdlib := spdxPackage{
-		SPDXID: "SPDXRef-GoStdlib", Name: "stdlib", VersionInfo: info.GoVersion, DownloadLocation: "NOASSERTION",
+		SPDXID: idStdlib, Name: "stdlib", VersionInfo: info.GoVersion, DownloadLocation: noAssertion,
 		PrimaryPackagePurpose: "LIBRARY", ExternalRefs: []spdxExternalRef{purl("stdlib", info.GoVersion)},
 	}
 	doc.Packages = append(doc.Packages, image, manager, caPkg, stdlib)
 	doc.Relationships = append(doc.Relationships,
-		spdxRelationship{"SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Image"},
-		spdxRelationship{"SPDXRef-Image", "CONTAINS", "SPDXRef-Manager"},
-		spdxRelationship{"SPDXRef-Image", "CONTAINS", "SPDXRef-CABundle"},
-		spdxRelationship{"SPDXRef-Manager", "DEPENDS_ON", "SPDXRef-GoStdlib"},
+		spdxRelationship{"SPDXRef-DOCUMENT", "DESCRIBES", idImage},
+		spdxRelationship{idImage, "CONTAINS", idManager},
+		spdxRelationship{idImage, "CONTAINS", idCABundle},
+		spdxRelationship{idManager, "DEPENDS_ON", idStdlib},
 	)
 	for i, dep := range info.Deps {
 		if dep.Replace != nil {
@@ -144,14 +153,14 @@ func writeSBOM(path string, b platformBinary, o options, ca []byte) error {
 		}
 		id := fmt.Sprintf("SPDXRef-Module-%d", i+1)
 		p := spdxPackage{
-			SPDXID: id, Name: dep.Path, VersionInfo: dep.Version, DownloadLocation: "NOASSERTION",
+			SPDXID: id, Name: dep.Path, VersionInfo: dep.Version, DownloadLocation: noAssertion,
 			PrimaryPackagePurpose: "LIBRARY", ExternalRefs: []spdxExternalRef{purl(dep.Path, dep.Version)},
 		}
 		if dep.Sum != "" {
 			p.Comment = "go.sum hash " + dep.Sum
 		}
 		doc.Packages = append(doc.Packages, p)
-		doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-Manager", "DEPENDS_ON", id})
+		doc.Relationships = append(doc.Relationships, spdxRelationship{idManager, "DEPENDS_ON", id})
 	}
 	data, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -103,7 +104,28 @@ func TestReleaseArtifacts(t *testing.T) {
 		tag = "v" + readVersion(t, repoRoot(t))
 	}
 	version := strings.TrimPrefix(tag, "v")
+	chartPkg := "talkover-operator-" + version + ".tgz"
+	checkSums(t, dist, "install.yaml", chartPkg, "oci/index.json", "sbom-linux-amd64.spdx.json", "sbom-linux-arm64.spdx.json")
 
+	images := openLayout(t, filepath.Join(dist, "oci"), tag)
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		img, ok := images[p]
+		if !ok {
+			t.Fatalf("the release has no image for %s (it has %v)", p, keys(images))
+		}
+		checkImage(t, p, img, tag)
+		checkSBOM(t, filepath.Join(dist, platformFile(p)), img.Files["manager"].Data,
+			"sigs.k8s.io/controller-runtime", "k8s.io/client-go", "stdlib")
+	}
+	if img, ok := images[runtime.GOOS+"/"+runtime.GOARCH]; ok {
+		checkVersionFlag(t, img.Files["manager"].Data, tag)
+	}
+	checkChartImage(t, filepath.Join(dist, chartPkg), version, images["linux/amd64"].Ref)
+}
+
+// checkSums verifies SHA256SUMS of dist and that it lists the files want.
+func checkSums(t *testing.T, dist string, want ...string) {
+	t.Helper()
 	sums, err := os.ReadFile(filepath.Join(dist, "SHA256SUMS"))
 	if err != nil {
 		t.Fatal(err)
@@ -124,39 +146,34 @@ func TestReleaseArtifacts(t *testing.T) {
 		}
 		listed[name] = true
 	}
-	chartPkg := "talkover-operator-" + version + ".tgz"
-	for _, name := range []string{"install.yaml", chartPkg, "oci/index.json", "sbom-linux-amd64.spdx.json", "sbom-linux-arm64.spdx.json"} {
+	for _, name := range want {
 		if !listed[name] {
 			t.Errorf("SHA256SUMS does not list %s", name)
 		}
 	}
+}
 
-	images := openLayout(t, filepath.Join(dist, "oci"), tag)
-	for _, p := range []string{"linux/amd64", "linux/arm64"} {
-		img, ok := images[p]
-		if !ok {
-			t.Fatalf("the release has no image for %s (it has %v)", p, keys(images))
-		}
-		checkImage(t, p, img, tag)
-		checkSBOM(t, filepath.Join(dist, platformFile(p)), img.Files["manager"].Data,
-			"sigs.k8s.io/controller-runtime", "k8s.io/client-go", "stdlib")
+// checkVersionFlag runs a manager binary with --version.
+func checkVersionFlag(t *testing.T, binary []byte, tag string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "manager")
+	if err := os.WriteFile(bin, binary, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	if img, ok := images[runtime.GOOS+"/"+runtime.GOARCH]; ok {
-		bin := filepath.Join(t.TempDir(), "manager")
-		if err := os.WriteFile(bin, img.Files["manager"].Data, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.Command(bin, "--version").Output()
-		if err != nil {
-			t.Fatalf("/manager --version: %v", err)
-		}
-		if got := strings.TrimSpace(string(out)); got != tag {
-			t.Errorf("/manager --version printed %q, want %q", got, tag)
-		}
+	out, err := exec.CommandContext(t.Context(), bin, "--version").Output()
+	if err != nil {
+		t.Fatalf("/manager --version: %v", err)
 	}
+	if got := strings.TrimSpace(string(out)); got != tag {
+		t.Errorf("/manager --version printed %q, want %q", got, tag)
+	}
+}
 
-	// The chart's default image (repository:v+appVersion) is the image built.
-	chart := readChartPackage(t, filepath.Join(dist, chartPkg))
+// checkChartImage checks that the chart package is of the version and that
+// its default image (repository:v+appVersion) is ref, the image built.
+func checkChartImage(t *testing.T, pkg, version, ref string) {
+	t.Helper()
+	chart := readChartPackage(t, pkg)
 	var meta struct {
 		Version    string `json:"version"`
 		AppVersion string `json:"appVersion"`
@@ -179,8 +196,8 @@ func TestReleaseArtifacts(t *testing.T) {
 	if values.Image.Tag != "" {
 		t.Errorf("the chart package sets image.tag %q; want it empty (derived from appVersion)", values.Image.Tag)
 	}
-	if ref := values.Image.Repository + ":v" + meta.AppVersion; ref != images["linux/amd64"].Ref {
-		t.Errorf("the chart's default image is %s, the image built is %s", ref, images["linux/amd64"].Ref)
+	if def := values.Image.Repository + ":v" + meta.AppVersion; def != ref {
+		t.Errorf("the chart's default image is %s, the image built is %s", def, ref)
 	}
 }
 
@@ -201,7 +218,7 @@ func readChartPackage(t *testing.T, path string) map[string][]byte {
 	tr := tar.NewReader(zr)
 	for {
 		h, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return files
 		}
 		if err != nil {
@@ -219,7 +236,7 @@ func readChartPackage(t *testing.T, path string) map[string][]byte {
 
 func run(t *testing.T, dir, name string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
+	cmd := exec.CommandContext(t.Context(), name, args...)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)

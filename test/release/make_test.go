@@ -36,7 +36,7 @@ func TestInstallTargetsDoNotBuildKubernetes(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "no-k8s")
 	for _, target := range []string{"build-installer", "release", "install", "uninstall", "deploy", "undeploy"} {
 		t.Run(target, func(t *testing.T) {
-			cmd := exec.Command("make", "-n", "--no-print-directory", target, "ENVTEST_ASSETS="+missing)
+			cmd := exec.CommandContext(t.Context(), "make", "-n", "--no-print-directory", target, "ENVTEST_ASSETS="+missing)
 			cmd.Dir = root
 			out, err := cmd.CombinedOutput()
 			if err != nil {
