@@ -1,4 +1,6 @@
-# Build the manager binary. The build command is the one of 'make build'.
+# Build the manager binary. The build command is the one of 'make build' and
+# of 'make release', whose hack/ociimage assembles the same image (the binary
+# at /manager, user 65532:65532) without Docker.
 FROM golang:1.26 AS builder
 ARG TARGETOS
 ARG TARGETARCH

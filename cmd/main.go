@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
 	"time"
 
@@ -103,9 +104,14 @@ func parseFlags() (options, zap.Options) {
 		"How long an agent's changes must have settled before the operator publishes it.")
 	flag.StringVar(&o.operatorNamespace, "operator-namespace", defaultOperatorNamespace(),
 		"The operator's namespace, where the token Secrets of ClusterEnvironments are (default: $POD_NAMESPACE, else talkover-operator-system).")
+	showVersion := flag.Bool("version", false, "Print the version and exit.")
 	zopts := zap.Options{Development: false}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.Version)
+		os.Exit(0)
+	}
 	return o, zopts
 }
 

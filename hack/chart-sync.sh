@@ -3,7 +3,8 @@
 #
 #   config/crd/bases/*.yaml -> dist/chart/templates/crd/*.yaml
 #       the same CRDs, wrapped in {{- if .Values.crd.enabled }}, with the chart
-#       labels and (crd.keep) the helm.sh/resource-policy: keep annotation;
+#       labels, (crd.keep) the helm.sh/resource-policy: keep annotation and
+#       the annotations of crd.annotations;
 #   config/rbac/role.yaml   -> dist/chart/templates/rbac/role.yaml
 #       the rules of the manager ClusterRole.
 #
@@ -59,6 +60,9 @@ crd_template() {
         print
         print "    {{- if .Values.crd.keep }}"
         print "    helm.sh/resource-policy: keep"
+        print "    {{- end }}"
+        print "    {{- with .Values.crd.annotations }}"
+        print "    {{- toYaml . | nindent 4 }}"
         print "    {{- end }}"
         annotated = 1
         next

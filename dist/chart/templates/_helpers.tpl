@@ -36,9 +36,12 @@ Common labels.
 {{- define "talkover-operator.labels" -}}
 helm.sh/chart: {{ include "talkover-operator.chart" . }}
 {{ include "talkover-operator.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | toString | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/version: {{ include "talkover-operator.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: talkover-operator
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -84,13 +87,21 @@ Resource names.
 {{- end }}
 
 {{/*
+The manager image tag: image.tag, else v followed by the chart's appVersion
+(the tag make release gives the image).
+*/}}
+{{- define "talkover-operator.imageTag" -}}
+{{- .Values.image.tag | default (printf "v%s" .Chart.AppVersion) | toString }}
+{{- end }}
+
+{{/*
 The manager image: repository:tag, or repository@digest when a digest is set.
 */}}
 {{- define "talkover-operator.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- printf "%s:%s" .Values.image.repository (include "talkover-operator.imageTag" .) }}
 {{- end }}
 {{- end }}
 
@@ -110,6 +121,9 @@ Checks of value combinations that the schema cannot express.
 {{- end }}
 {{- if and .Values.prometheus.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "prometheus.serviceMonitor.enabled=true needs metrics.enabled=true" }}
+{{- end }}
+{{- if and .Values.podDisruptionBudget.enabled (eq (toString .Values.podDisruptionBudget.minAvailable) "") (eq (toString .Values.podDisruptionBudget.maxUnavailable) "") }}
+{{- fail "podDisruptionBudget.enabled=true needs minAvailable or maxUnavailable" }}
 {{- end }}
 {{- if and .Values.networkPolicy.enabled (not .Values.metrics.enabled) }}
 {{- fail "networkPolicy.enabled=true needs metrics.enabled=true: the policy only admits metrics traffic" }}

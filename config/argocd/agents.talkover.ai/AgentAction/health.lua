@@ -4,6 +4,9 @@
 -- this script uses no string.* function and no require, only comparisons
 -- and the .. operator.
 --
+--   agents.talkover.ai/paused: "true"    -> Suspended (Argo CD's status for paused
+--                                           resources), with Ready's message once
+--                                           the operator has written it
 --   being deleted                        -> Progressing "Deleting"
 --   no status, or generation unobserved  -> Progressing "Waiting for the operator..."
 --   Stalled=True                         -> Degraded, with its message
@@ -44,12 +47,29 @@ local function result(status, message)
 end
 
 local metadata = obj.metadata or {}
+local status = obj.status
+
+-- The operator makes no call at all for a paused AgentAction, not even the
+-- delete that releases its finalizer, so paused wins over deleting.
+local annotations = metadata.annotations or {}
+if annotations["agents.talkover.ai/paused"] == "true" then
+  local pausedReady = nil
+  if status ~= nil then
+    pausedReady = condition(status.conditions, "Ready")
+  end
+  if pausedReady ~= nil and pausedReady.reason == "Paused" then
+    return result("Suspended", describe(pausedReady))
+  end
+  if metadata.deletionTimestamp ~= nil then
+    return result("Suspended", "Deletion waits: the agents.talkover.ai/paused annotation is \"true\"")
+  end
+  return result("Suspended", "Paused by the agents.talkover.ai/paused annotation")
+end
 
 if metadata.deletionTimestamp ~= nil then
   return result("Progressing", "Deleting")
 end
 
-local status = obj.status
 if status == nil or status.observedGeneration == nil then
   return result("Progressing", "Waiting for the operator")
 end
