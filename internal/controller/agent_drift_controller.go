@@ -95,7 +95,7 @@ func (r *AgentDriftReconciler) Reconcile(ctx context.Context, key agentKey) (ctr
 	}
 	checked := driftCandidates(actions)
 	if len(checked) > 0 {
-		remote, err := api.ListActions(talkover.WithTurn(ctx, key.turn("drift"), talkover.PriorityLow), key.agentID)
+		remote, err := api.ListActions(talkover.WithTurn(ctx, key.turn("drift"), key.env.Namespace, talkover.PriorityLow), key.agentID)
 		if wait, ok := notSent(err); ok {
 			return ctrl.Result{RequeueAfter: wait}, nil
 		}
@@ -229,7 +229,8 @@ func (r *AgentDriftReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(source.TypedKind(mgr.GetCache(), &agentsv1alpha1.ClusterEnvironment{},
 			handler.TypedEnqueueRequestsFromMapFunc(agentsOfClusterEnvironment(r.Client)),
 			predicate.TypedGenerationChangedPredicate[*agentsv1alpha1.ClusterEnvironment]{})).
-		WithOptions(controller.TypedOptions[agentKey]{MaxConcurrentReconciles: 2, ReconciliationTimeout: reconcileTimeout}).
+		WithOptions(controller.TypedOptions[agentKey]{MaxConcurrentReconciles: 2, ReconciliationTimeout: reconcileTimeout,
+			RateLimiter: newTypedRetryRateLimiter[agentKey]()}).
 		Complete(r)
 }
 

@@ -206,7 +206,7 @@ func (r *AgentPublishReconciler) Reconcile(ctx context.Context, key agentKey) (c
 func (r *AgentPublishReconciler) prepare(ctx context.Context, key agentKey, api ActionAPI, policy agentsv1alpha1.PublishPolicy) (ctrl.Result, error) {
 	owes := policy == agentsv1alpha1.PublishPolicyAlways
 	if policy == agentsv1alpha1.PublishPolicyAuto {
-		agent, err := api.GetAgent(talkover.WithTurn(ctx, key.turn("read"), talkover.PriorityHigh), key.agentID)
+		agent, err := api.GetAgent(talkover.WithTurn(ctx, key.turn("read"), key.env.Namespace, talkover.PriorityHigh), key.agentID)
 		if wait, ok := notSent(err); ok {
 			return ctrl.Result{RequeueAfter: wait}, nil
 		}
@@ -243,7 +243,7 @@ func (r *AgentPublishReconciler) publish(ctx context.Context, key agentKey, api 
 	defer r.Activity.update(key, func(a *activity) { a.publishing = false })
 	logger := log.FromContext(ctx).WithValues("agent", key.agentID)
 	if !r.Activity.snapshot(key).published {
-		_, err := api.PublishAgent(talkover.WithTurn(ctx, key.turn("publish"), talkover.PriorityHigh), key.agentID)
+		_, err := api.PublishAgent(talkover.WithTurn(ctx, key.turn("publish"), key.env.Namespace, talkover.PriorityHigh), key.agentID)
 		if wait, ok := notSent(err); ok {
 			return ctrl.Result{RequeueAfter: wait}, nil
 		}
@@ -318,7 +318,8 @@ func (r *AgentPublishReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				q.Add(e.Object)
 			},
 		})).
-		WithOptions(controller.TypedOptions[agentKey]{MaxConcurrentReconciles: 4, ReconciliationTimeout: reconcileTimeout}).
+		WithOptions(controller.TypedOptions[agentKey]{MaxConcurrentReconciles: 4, ReconciliationTimeout: reconcileTimeout,
+			RateLimiter: newTypedRetryRateLimiter[agentKey]()}).
 		Complete(r)
 }
 

@@ -347,10 +347,12 @@ func TestAgentActionReconciler_twinReplaced(t *testing.T) {
 	f.update("twin", func(a *agentsv1alpha1.AgentAction) { a.Spec.Description = "second version" })
 	f.g.Eventually(func() string { return f.get("twin").Status.ID }, timeout, interval).ShouldNot(Equal(first))
 	f.waitReason("twin", agentsv1alpha1.ReasonSynced)
-	actions := f.sim.Actions(f.agent)
-	f.g.Expect(actions).To(HaveLen(1), "the API's twin is deleted")
-	f.g.Expect(actions[0].Description).To(Equal("second version"))
-	f.g.Expect(f.events("twin")).To(ContainElement("TwinReplaced"))
+	// The old action is deleted with a slot of its own (the push took the
+	// last free one), and status.replacedID keeps it until then.
+	f.g.Eventually(func() []apisim.Action { return f.sim.Actions(f.agent) }, timeout, interval).Should(HaveLen(1), "the API's twin is deleted")
+	f.g.Expect(f.sim.Actions(f.agent)[0].Description).To(Equal("second version"))
+	f.g.Eventually(func() string { return f.get("twin").Status.ReplacedID }, timeout, interval).Should(BeEmpty())
+	f.g.Eventually(func() []string { return f.events("twin") }, timeout, interval).Should(ContainElement("TwinReplaced"))
 }
 
 func countOf(list []string, s string) int {

@@ -51,7 +51,7 @@ func (r *AgentActionReconciler) reconcileDelete(ctx context.Context, s *agentAct
 				return res, err
 			}
 		}
-		if a.Status.ID != "" {
+		if a.Status.ID != "" || a.Status.ReplacedID != "" {
 			if res, err := r.deleteRemote(ctx, s); err != nil || s.done {
 				return res, err
 			}
@@ -72,7 +72,7 @@ func pushMayHaveLanded(a *AgentAction) bool {
 	}
 	switch c.Reason {
 	case agentsv1alpha1.ReasonProgressing, agentsv1alpha1.ReasonAPIUnavailable, agentsv1alpha1.ReasonRateLimited,
-		agentsv1alpha1.ReasonDeleting:
+		agentsv1alpha1.ReasonWaitingForBudget, agentsv1alpha1.ReasonDrifted, agentsv1alpha1.ReasonDeleting:
 		return true
 	}
 	return false
@@ -97,7 +97,7 @@ func (r *AgentActionReconciler) reclaimRemote(ctx context.Context, s *agentActio
 	if err := r.beginChange(ctx, s); err != nil {
 		return r.reclaimError(ctx, s, err)
 	}
-	remote, err := s.api.UpsertAction(talkover.WithTurn(ctx, actionTurn(s.action), talkover.PriorityHigh), s.action.Spec.AgentID, s.request)
+	remote, err := s.api.UpsertAction(talkover.WithTurn(ctx, actionTurn(s.action), s.action.Namespace, talkover.PriorityHigh), s.action.Spec.AgentID, s.request)
 	r.endChange(s)
 	if err != nil {
 		return r.reclaimError(ctx, s, err)
@@ -133,15 +133,21 @@ func (r *AgentActionReconciler) deleteRemote(ctx context.Context, s *agentAction
 		return res, err
 	}
 	if err := r.beginChange(ctx, s); err != nil {
-		if talkover.IsNotFound(err) {
-			// The agent is gone, and its actions with it.
-			return ctrl.Result{}, nil
-		}
 		return r.apiError(ctx, s, err)
 	}
-	err := s.api.DeleteAction(talkover.WithTurn(ctx, actionTurn(a), talkover.PriorityHigh), a.Spec.AgentID, a.Status.ID)
-	r.endChange(s)
-	if err != nil && !talkover.IsNotFound(err) {
+	defer r.endChange(s)
+	turn := talkover.WithTurn(ctx, actionTurn(a), a.Namespace, talkover.PriorityHigh)
+	if id := a.Status.ReplacedID; id != "" {
+		// A twin the API left: deleted first, and forgotten once gone.
+		if err := s.api.DeleteAction(turn, a.Spec.AgentID, id); err != nil && !talkover.IsNotFound(err) {
+			return r.apiError(ctx, s, err)
+		}
+		a.Status.ReplacedID = ""
+	}
+	if a.Status.ID == "" {
+		return ctrl.Result{}, nil
+	}
+	if err := s.api.DeleteAction(turn, a.Spec.AgentID, a.Status.ID); err != nil && !talkover.IsNotFound(err) {
 		return r.apiError(ctx, s, err)
 	}
 	log.FromContext(ctx).Info("Deleted remote action", "id", a.Status.ID, "agent", a.Spec.AgentID)

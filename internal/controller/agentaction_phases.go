@@ -45,17 +45,29 @@ func (r *AgentActionReconciler) reconcileNormal(ctx context.Context, s *agentAct
 		r.checkDuplicate,
 		r.resolveSecrets,
 		r.connect,
+		r.deleteReplaced,
 		r.buildPayload,
 		r.pushAction,
 		r.trackAgent,
 	}
+	var result ctrl.Result
 	for _, phase := range phases {
 		res, err := phase(ctx, s)
 		if err != nil || s.done {
 			return res, err
 		}
+		result = earliest(result, res)
 	}
-	return ctrl.Result{}, nil
+	return result, nil
+}
+
+// earliest combines the results of two phases that went on: the earlier
+// requeue wins.
+func earliest(a, b ctrl.Result) ctrl.Result {
+	if a.RequeueAfter == 0 || (b.RequeueAfter > 0 && b.RequeueAfter < a.RequeueAfter) {
+		return b
+	}
+	return a
 }
 
 // stall ends the reconcile with Stalled: nothing changes until a person acts,
@@ -183,7 +195,7 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 	if err := r.beginChange(ctx, s); err != nil {
 		return r.apiError(ctx, s, err)
 	}
-	callCtx, err := s.api.Reserve(talkover.WithTurn(ctx, actionTurn(a), pushPriority(a)))
+	callCtx, err := s.api.Reserve(talkover.WithTurn(ctx, actionTurn(a), a.Namespace, pushPriority(a)))
 	if err != nil {
 		r.endChange(s)
 		return r.apiError(ctx, s, err)
@@ -203,7 +215,10 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 	}
 	created := a.Status.ID == ""
 	if !created && remote.ID != a.Status.ID {
-		r.replaceTwin(ctx, s, a.Status.ID, remote.ID)
+		// The API created a new action instead of updating this one:
+		// the old one is deleted, now if the budget allows, otherwise at
+		// the next slot (recorded in status, so it is never forgotten).
+		a.Status.ReplacedID = a.Status.ID
 	}
 	a.Status.ID = remote.ID
 	a.Status.AppliedHash = s.hash
@@ -229,7 +244,7 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 		r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, verb, "Push", "%s remote action %s on agent %s.", verb, remote.ID, a.Spec.AgentID)
 	}
 	s.outcome = outcome{kind: outcomeSynced, reason: agentsv1alpha1.ReasonSynced, message: syncedMessage(remote.ID)}
-	return ctrl.Result{}, nil
+	return r.deleteReplaced(ctx, s)
 }
 
 // actionTurn is the budget turn of an AgentAction: its booked slot stays
@@ -247,19 +262,29 @@ func pushPriority(a *AgentAction) talkover.Priority {
 	return talkover.PriorityHigh
 }
 
-// replaceTwin handles an API that created a new action instead of updating
-// the one in status: the old one is deleted so no stale twin is left.
-func (r *AgentActionReconciler) replaceTwin(ctx context.Context, s *agentActionScope, oldID, newID string) {
+// deleteReplaced deletes the remote action the API replaced with a twin
+// (status.replacedID), with its own slot of the budget: it runs before any
+// push, and again right after the push that found the twin.
+func (r *AgentActionReconciler) deleteReplaced(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
 	a := s.action
-	err := s.api.DeleteAction(talkover.WithTurn(ctx, actionTurn(a), talkover.PriorityHigh), a.Spec.AgentID, oldID)
-	if err != nil && !talkover.IsNotFound(err) {
-		log.FromContext(ctx).Error(err, "Failed to delete the replaced remote action", "id", oldID)
-		r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, "TwinNotDeleted", "Push",
-			"The API created action %s instead of updating %s, and deleting %s failed: %s", newID, oldID, oldID, err.Error())
-		return
+	oldID := a.Status.ReplacedID
+	if oldID == "" {
+		return ctrl.Result{}, nil
 	}
+	err := s.api.DeleteAction(talkover.WithTurn(ctx, actionTurn(a), a.Namespace, talkover.PriorityHigh), a.Spec.AgentID, oldID)
+	if wait, ok := notSent(err); ok {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	if err != nil && !talkover.IsNotFound(err) {
+		log.FromContext(ctx).Info("Failed to delete the replaced remote action; will retry", "id", oldID, "error", err.Error())
+		r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, "TwinNotDeleted", "Push",
+			"The API created action %s instead of updating %s, and deleting %s failed: %s", a.Status.ID, oldID, oldID, err.Error())
+		return ctrl.Result{}, err
+	}
+	a.Status.ReplacedID = ""
 	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, "TwinReplaced", "Push",
-		"The API created action %s instead of updating %s; deleted %s.", newID, oldID, oldID)
+		"The API created action %s instead of updating %s; deleted %s.", a.Status.ID, oldID, oldID)
+	return ctrl.Result{}, nil
 }
 
 // trackAgent reports the agent's publish state, computed from what the

@@ -111,6 +111,8 @@ func TestAgentActionReconciler_pushAction(t *testing.T) {
 		wantKind      outcomeKind
 		wantFinalizer bool
 		wantID        string
+		// wantReplaced is the status.replacedID left to delete.
+		wantReplaced string
 		// wantRequeue bounds the RequeueAfter.
 		wantRequeue [2]time.Duration
 	}{
@@ -146,7 +148,7 @@ func TestAgentActionReconciler_pushAction(t *testing.T) {
 			wantSent: 1, wantReason: agentsv1alpha1.ReasonValidationFailed, wantKind: outcomeStalled, wantFinalizer: true,
 			wantRequeue: [2]time.Duration{15 * time.Minute, 15 * time.Minute},
 		},
-		"the API created a twin: the old action is deleted": {
+		"the API created a twin: the old action is deleted at once when the budget allows": {
 			api: &fakeAPI{reserve: slotFree, upsertAction: accepted("act-2"),
 				deleteAction: func(_ context.Context, _, id string) error {
 					if id != "act-1" {
@@ -156,6 +158,15 @@ func TestAgentActionReconciler_pushAction(t *testing.T) {
 				}},
 			status:   agentsv1alpha1.AgentActionStatus{ID: "act-1", AppliedHash: "old"},
 			wantSent: 1, wantReason: agentsv1alpha1.ReasonSynced, wantKind: outcomeSynced, wantFinalizer: true, wantID: "act-2",
+		},
+		"the API created a twin and the budget is spent: the delete waits for its slot, recorded": {
+			api: &fakeAPI{reserve: slotFree, upsertAction: accepted("act-2"),
+				deleteAction: func(context.Context, string, string) error {
+					return &talkover.BudgetError{Op: talkover.OpDeleteAction, RetryAfter: 2 * time.Second}
+				}},
+			status:   agentsv1alpha1.AgentActionStatus{ID: "act-1", AppliedHash: "old"},
+			wantSent: 1, wantReason: agentsv1alpha1.ReasonSynced, wantKind: outcomeSynced, wantFinalizer: true, wantID: "act-2",
+			wantReplaced: "act-1", wantRequeue: [2]time.Duration{2 * time.Second, 2 * time.Second},
 		},
 	}
 	for name, tc := range tests {
@@ -207,6 +218,9 @@ func TestAgentActionReconciler_pushAction(t *testing.T) {
 			}
 			if action.Status.ID != tc.wantID && tc.wantID != "" {
 				t.Errorf("status.id %q, want %q", action.Status.ID, tc.wantID)
+			}
+			if action.Status.ReplacedID != tc.wantReplaced {
+				t.Errorf("status.replacedID %q, want %q", action.Status.ReplacedID, tc.wantReplaced)
 			}
 			if res.RequeueAfter < tc.wantRequeue[0] || res.RequeueAfter > tc.wantRequeue[1] {
 				t.Errorf("RequeueAfter %v, want within %v", res.RequeueAfter, tc.wantRequeue)

@@ -145,7 +145,7 @@ func (r *EnvironmentReconciler) readiness(ctx context.Context, name types.Namesp
 }
 
 // refusedActions lists the AgentActions of an environment (no namespace: a
-// ClusterEnvironment) whose last call the API refused with 401 or 403.
+// ClusterEnvironment) whose last call the API refused with 401.
 func (r *EnvironmentReconciler) refusedActions(ctx context.Context, env types.NamespacedName) ([]AgentAction, error) {
 	ref := env.Name
 	if env.Namespace == "" {
@@ -159,24 +159,22 @@ func (r *EnvironmentReconciler) refusedActions(ctx context.Context, env types.Na
 }
 
 // tokenRefused says whether an AgentAction's last call was refused with
-// 401 or 403.
+// 401: the token itself is refused. A 403 says that the token may not
+// manage one agent; it stays on that AgentAction and does not make the
+// environment (shared, for a ClusterEnvironment, by other namespaces)
+// unusable.
 func tokenRefused(a *AgentAction) bool {
 	c := findCondition(a.Status.Conditions, agentsv1alpha1.ConditionReady)
-	return c != nil && (c.Reason == agentsv1alpha1.ReasonUnauthorized || c.Reason == agentsv1alpha1.ReasonForbidden)
+	return c != nil && c.Reason == agentsv1alpha1.ReasonUnauthorized
 }
 
 // refusalCondition is the Ready condition of an environment some of whose
-// AgentActions had their calls refused with 401 or 403 (a 401 first: it
-// concerns the whole token). It is a pure function.
+// AgentActions had their calls refused with 401. It is a pure function.
 func refusalCondition(refused []AgentAction) (metav1.Condition, bool) {
 	if len(refused) == 0 {
 		return metav1.Condition{}, false
 	}
 	slices.SortFunc(refused, func(a, b AgentAction) int {
-		ra, rb := findCondition(a.Status.Conditions, agentsv1alpha1.ConditionReady), findCondition(b.Status.Conditions, agentsv1alpha1.ConditionReady)
-		if ra.Reason != rb.Reason {
-			return strings.Compare(rb.Reason, ra.Reason) // Unauthorized before Forbidden
-		}
 		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 	})
 	first := refused[0]

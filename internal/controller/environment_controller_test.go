@@ -40,18 +40,20 @@ func TestRefusalCondition(t *testing.T) {
 		t.Error("no refused AgentAction, yet a refusal")
 	}
 	c, ok := refusalCondition([]AgentAction{
-		refusedAction("b", agentsv1alpha1.ReasonForbidden),
 		refusedAction("c", agentsv1alpha1.ReasonUnauthorized),
 		refusedAction("a", agentsv1alpha1.ReasonUnauthorized),
 	})
 	if !ok || c.Status != metav1.ConditionFalse || c.Reason != agentsv1alpha1.ReasonUnauthorized {
-		t.Fatalf("refusalCondition = %+v, %v; want Ready=False Unauthorized (a 401 concerns the whole token)", c, ok)
+		t.Fatalf("refusalCondition = %+v, %v; want Ready=False Unauthorized", c, ok)
 	}
-	if !strings.Contains(c.Message, "3 AgentAction(s)") || !strings.Contains(c.Message, "team/a:") {
+	if !strings.Contains(c.Message, "2 AgentAction(s)") || !strings.Contains(c.Message, "team/a:") {
 		t.Errorf("message %q should count the refused AgentActions and name the first", c.Message)
 	}
-	if c, _ := refusalCondition([]AgentAction{refusedAction("b", agentsv1alpha1.ReasonForbidden)}); c.Reason != agentsv1alpha1.ReasonForbidden {
-		t.Errorf("only a 403: reason %q", c.Reason)
+	// A 403 concerns one agent, not the token: it stays on its AgentAction.
+	forbidden := refusedAction("b", agentsv1alpha1.ReasonForbidden)
+	unauthorized := refusedAction("a", agentsv1alpha1.ReasonUnauthorized)
+	if tokenRefused(&forbidden) || !tokenRefused(&unauthorized) {
+		t.Error("tokenRefused: only a 401 refuses the token")
 	}
 }
 

@@ -149,11 +149,16 @@ func (r *AgentActionReconciler) requeueAgent(key agentKey) {
 	}
 }
 
-// requeue queues one AgentAction from outside the watches.
+// requeue queues one AgentAction from outside the watches. It never
+// blocks: when the channel is full the AgentAction's own safety requeue
+// brings it back.
 func (r *AgentActionReconciler) requeue(name types.NamespacedName) {
 	a := &AgentAction{}
 	a.Namespace, a.Name = name.Namespace, name.Name
-	r.requeues <- event.TypedGenericEvent[*AgentAction]{Object: a}
+	select {
+	case r.requeues <- event.TypedGenericEvent[*AgentAction]{Object: a}:
+	default:
+	}
 }
 
 // actionsOfEnvironment re-queues the AgentActions that use an Environment.

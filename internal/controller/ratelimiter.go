@@ -33,16 +33,23 @@ const (
 )
 
 func newRetryRateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
-	return jitterLimiter{workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](retryBaseDelay, retryMaxDelay)}
+	return newTypedRetryRateLimiter[reconcile.Request]()
+}
+
+// newTypedRetryRateLimiter is the retry backoff of a controller keyed by K
+// (the agent-keyed controllers): per key, with no bucket shared between
+// keys, so one agent's failures never slow another's retries.
+func newTypedRetryRateLimiter[K comparable]() workqueue.TypedRateLimiter[K] {
+	return jitterLimiter[K]{workqueue.NewTypedItemExponentialFailureRateLimiter[K](retryBaseDelay, retryMaxDelay)}
 }
 
 // jitterLimiter adds random jitter to another rate limiter's delays.
-type jitterLimiter struct {
-	workqueue.TypedRateLimiter[reconcile.Request]
+type jitterLimiter[K comparable] struct {
+	workqueue.TypedRateLimiter[K]
 }
 
 // When returns the delay before the item is retried, with jitter.
-func (j jitterLimiter) When(item reconcile.Request) time.Duration {
+func (j jitterLimiter[K]) When(item K) time.Duration {
 	d := j.TypedRateLimiter.When(item)
 	return d + time.Duration(rand.Float64()*0.2*float64(d)) //nolint:gosec // jitter needs no cryptographic randomness
 }

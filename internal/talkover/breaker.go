@@ -98,6 +98,8 @@ func (b *Breaker) wait() time.Duration {
 		return wait
 	}
 	if b.probing {
+		// The probe is out; come back soon, since its success closes the
+		// circuit and work should resume within seconds.
 		return b.MinOpen
 	}
 	return 0

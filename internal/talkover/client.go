@@ -393,6 +393,8 @@ func (c *Client) send(ctx context.Context, r request) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.limiter.Start()
+	defer c.limiter.Done()
 	start := time.Now()
 	httpResp, err := c.httpClient.Do(req)
 	if err != nil {
@@ -462,7 +464,7 @@ func (c *Client) reserve(ctx context.Context, op string) error {
 		c.metrics.observeWait(pause)
 		return &BudgetError{Op: op, RetryAfter: pause, Paused: true}
 	}
-	if d := c.limiter.Reserve(t.key, t.priority); d > 0 {
+	if d := c.limiter.Reserve(t.key, t.group, t.priority); d > 0 {
 		c.metrics.observeWait(d)
 		return &BudgetError{Op: op, RetryAfter: d}
 	}

@@ -776,7 +776,7 @@ func TestClient_NeverWaitsForTheBudget(t *testing.T) {
 	reg := newRegistry()
 	breaker := NewBreaker(clk)
 	c := newTestClient(t, ts, func(cfg *Config) { cfg.Limiter = limiter; cfg.Breaker = breaker; cfg.Metrics = NewMetrics(reg) })
-	ctx := WithTurn(context.Background(), "agentaction/a", PriorityHigh)
+	ctx := WithTurn(context.Background(), "agentaction/a", "team", PriorityHigh)
 
 	_, err := c.ListActions(ctx, "a")
 	var budget *BudgetError
@@ -836,7 +836,7 @@ func TestClient_NeverWaitsForTheBudget(t *testing.T) {
 	if _, err := c.ListActions(ctx, "a"); !errors.As(err, &open) {
 		t.Errorf("ListActions with the circuit open = %v, want a *CircuitOpenError", err)
 	}
-	if limiter.Booked() != 0 || limiter.Reserve("", PriorityHigh) != 0 {
+	if limiter.Booked() != 0 || limiter.Reserve("", "", PriorityHigh) != 0 {
 		t.Error("a call refused by the breaker used the budget")
 	}
 	if n := len(ts.recorded()); n != 2 {

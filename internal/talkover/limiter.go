@@ -73,6 +73,7 @@ type turnKey struct{}
 // turn is who a request is for and how urgent it is.
 type turn struct {
 	key      string
+	group    string
 	priority Priority
 }
 
@@ -81,9 +82,12 @@ type turn struct {
 // request that cannot leave now books the next free slot for key and fails
 // at once with a *BudgetError saying when that slot is due; the caller comes
 // back then (a requeue) and the request leaves. A request without a turn
-// leaves only when a slot is free now.
-func WithTurn(ctx context.Context, key string, p Priority) context.Context {
-	return context.WithValue(ctx, turnKey{}, turn{key: key, priority: clampPriority(p)})
+// leaves only when a slot is free now. group names the tenant the caller
+// belongs to (a namespace): within a priority, the slots of a shared budget
+// go round the groups, so one group's backlog does not queue another
+// group's requests behind all of it.
+func WithTurn(ctx context.Context, key, group string, p Priority) context.Context {
+	return context.WithValue(ctx, turnKey{}, turn{key: key, group: group, priority: clampPriority(p)})
 }
 
 // turnFrom returns the turn stored in ctx.
@@ -107,12 +111,16 @@ func turnFrom(ctx context.Context) (turn, bool) {
 //
 // A booked slot belongs to its key until it is claimed, or until it is
 // ClaimGrace overdue; then it is dropped (the slot is lost, never reused,
-// so the window guarantee holds). A booking of higher priority takes the
-// earliest slot booked at a lower priority, whose holder moves to the next
-// free slot (and so on down the priorities): spec changes and deletes are
-// served before retries, and retries before drift checks. PauseFor (a 429
-// or a 503 with Retry-After) refuses every request until its end and
-// drops the bookings; the bucket then restarts with a single token.
+// so the window guarantee holds). Booked slots are handed out by priority
+// (spec changes and deletes before retries, retries before drift checks),
+// then fairly between groups (start-time fair queueing: a group's n-th
+// waiting booking comes after every other group's (n-1)-th), then in
+// booking order; a new booking takes its place and the bookings behind it
+// each move one slot later, never earlier. PauseFor (a 429 or a 503 with
+// Retry-After) refuses every request until its end and drops the bookings;
+// the bucket then restarts with a single token. At most MaxInFlight calls
+// of the budget are under way at once (Start and Done): a slow server
+// cannot take more of the callers' workers than that.
 type Limiter struct {
 	clock Clock
 
@@ -124,12 +132,20 @@ type Limiter struct {
 	pausedUntil time.Time
 	bookings    map[string]booking
 	seq         uint64
+	// vnow is the virtual time of the last booking claimed, and
+	// groupLast the virtual time of each group's last booking.
+	vnow      uint64
+	groupLast map[string]uint64
+	inflight  int
+	// MaxInFlight bounds the calls under way (DefaultMaxInFlight).
+	maxInFlight int
 }
 
 // booking is a slot reserved for one key.
 type booking struct {
 	at       time.Time
 	priority Priority
+	vtime    uint64 // virtual start time, for fairness between groups
 	seq      uint64 // booking order, first come first served
 }
 
@@ -144,6 +160,12 @@ const (
 	// that leave a little after their slot (ClaimGrace, a new connection, a
 	// busy machine) still fit the server's per-minute count.
 	windowSlack = 500 * time.Millisecond
+	// DefaultMaxInFlight is how many calls of one budget may be under way
+	// at once.
+	DefaultMaxInFlight = 3
+	// busyRetry is how soon a caller refused because MaxInFlight calls are
+	// under way comes back.
+	busyRetry = 500 * time.Millisecond
 )
 
 // NewLimiter returns a Limiter admitting at most requestsPerMinute requests
@@ -153,7 +175,7 @@ func NewLimiter(requestsPerMinute int, clock Clock) *Limiter {
 	if clock == nil {
 		clock = RealClock{}
 	}
-	l := &Limiter{clock: clock, bookings: map[string]booking{}}
+	l := &Limiter{clock: clock, bookings: map[string]booking{}, groupLast: map[string]uint64{}, maxInFlight: DefaultMaxInFlight}
 	l.setRateLocked(requestsPerMinute)
 	return l
 }
@@ -191,7 +213,7 @@ func (l *Limiter) setRateLocked(rpm int) {
 	rpm = max(rpm, 1)
 	oldInterval := l.interval
 	l.rpm = rpm
-	l.burst = min(max(rpm/20, 1), 10)
+	l.burst = min(max(rpm/50, 1), 10)
 	l.interval = (time.Minute+windowSlack)/time.Duration(rpm-l.burst+1) + time.Nanosecond
 	if oldInterval == 0 {
 		return
@@ -250,13 +272,14 @@ func (l *Limiter) Booked() int {
 	return len(l.bookings)
 }
 
-// Reserve asks for a request slot for key at priority p. It returns 0 when
-// the request may leave now (the slot is taken), or how long until the
-// slot booked for key is due; the caller then calls Reserve again with the
-// same key. An empty key never books: it returns 0 only when a slot is free
-// now. While paused, Reserve books nothing and returns the pause left. A
-// nil Limiter always returns 0.
-func (l *Limiter) Reserve(key string, p Priority) time.Duration {
+// Reserve asks for a request slot for key (of group) at priority p. It
+// returns 0 when the request may leave now (the slot is taken), or how long
+// until the slot booked for key is due; the caller then calls Reserve again
+// with the same key. An empty key never books: it returns 0 only when a
+// slot is free now. While paused, Reserve books nothing and returns the
+// pause left; while MaxInFlight calls are under way, it takes nothing and
+// asks the caller to come back soon. A nil Limiter always returns 0.
+func (l *Limiter) Reserve(key, group string, p Priority) time.Duration {
 	if l == nil {
 		return 0
 	}
@@ -267,6 +290,9 @@ func (l *Limiter) Reserve(key string, p Priority) time.Duration {
 	l.expireLocked(now)
 	if pause := l.pausedUntil.Sub(now); pause > 0 {
 		return pause
+	}
+	if l.inflight >= l.maxInFlight {
+		return busyRetry
 	}
 	if b, ok := l.bookings[key]; ok && key != "" {
 		if p < b.priority {
@@ -285,8 +311,41 @@ func (l *Limiter) Reserve(key string, p Priority) time.Duration {
 	at := l.tat.Add(-l.tau())
 	l.tat = l.tat.Add(l.interval)
 	l.seq++
-	l.placeLocked(key, booking{at: at, priority: p, seq: l.seq})
+	vtime := max(l.groupLast[group], l.vnow) + 1
+	l.groupLast[group] = vtime
+	l.placeLocked(key, booking{at: at, priority: p, vtime: vtime, seq: l.seq})
 	return l.claimLocked(key, now)
+}
+
+// Start counts a call of the budget as under way; Done must follow.
+func (l *Limiter) Start() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inflight++
+}
+
+// Done ends a call counted by Start.
+func (l *Limiter) Done() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inflight = max(l.inflight-1, 0)
+}
+
+// SetMaxInFlight changes how many calls may be under way at once (values
+// below 1 mean 1).
+func (l *Limiter) SetMaxInFlight(n int) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.maxInFlight = max(n, 1)
 }
 
 // claimLocked takes the slot booked for key if it is due, and otherwise
@@ -297,13 +356,21 @@ func (l *Limiter) claimLocked(key string, now time.Time) time.Duration {
 		return b.at.Sub(now)
 	}
 	delete(l.bookings, key)
+	if b.vtime > l.vnow {
+		l.vnow = b.vtime
+		for g, last := range l.groupLast {
+			if last <= l.vnow {
+				delete(l.groupLast, g)
+			}
+		}
+	}
 	return 0
 }
 
 // placeLocked books b for key and hands the booked slots out again in
-// order of priority, then of booking: a booking of higher priority takes
-// the earliest slot held at a lower priority, and the bookings behind it
-// each move one slot later. No booking ever moves earlier than the time
+// order of priority, then of virtual time, then of booking: b takes its
+// place and the bookings behind it each move one slot later. The order of
+// the other bookings never changes, so none moves earlier than the time
 // its holder was told, except b itself.
 func (l *Limiter) placeLocked(key string, b booking) {
 	l.bookings[key] = b
@@ -317,6 +384,9 @@ func (l *Limiter) placeLocked(key string, b booking) {
 	slices.SortFunc(keys, func(x, y string) int {
 		bx, by := l.bookings[x], l.bookings[y]
 		if c := cmp.Compare(bx.priority, by.priority); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(bx.vtime, by.vtime); c != 0 {
 			return c
 		}
 		return cmp.Compare(bx.seq, by.seq)

@@ -50,7 +50,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // drain takes every token of the burst, so that the next request must book.
 func drain(t *testing.T, l *Limiter) {
 	t.Helper()
-	for i := 0; l.Reserve("", PriorityNormal) == 0; i++ {
+	for i := 0; l.Reserve("", "", PriorityNormal) == 0; i++ {
 		if i > 100 {
 			t.Fatal("the limiter never ran out of tokens")
 		}
@@ -106,7 +106,7 @@ func TestLimiter_BacklogKeepsTheWindowAndTheRate(t *testing.T) {
 	var sent []time.Time
 	for i := range 300 {
 		key := fmt.Sprintf("action-%d", i)
-		if d := l.Reserve(key, PriorityHigh); d == 0 {
+		if d := l.Reserve(key, "", PriorityHigh); d == 0 {
 			sent = append(sent, clk.Now())
 		} else {
 			due[key] = clk.Now().Add(d)
@@ -127,7 +127,7 @@ func TestLimiter_BacklogKeepsTheWindowAndTheRate(t *testing.T) {
 		if at := due[next].Add(late); at.After(clk.Now()) {
 			clk.Advance(at.Sub(clk.Now()))
 		}
-		if d := l.Reserve(next, PriorityHigh); d == 0 {
+		if d := l.Reserve(next, "", PriorityHigh); d == 0 {
 			sent = append(sent, clk.Now())
 			delete(due, next)
 		} else {
@@ -139,8 +139,8 @@ func TestLimiter_BacklogKeepsTheWindowAndTheRate(t *testing.T) {
 	}
 	bound := 300 * time.Minute / 100 // the steady rate
 	took := sent[len(sent)-1].Sub(t0)
-	if took > bound*105/100 {
-		t.Errorf("300 requests took %v, want within 1.05x of %v", took, bound)
+	if took > bound*102/100 {
+		t.Errorf("300 requests took %v, want within 1.02x of %v", took, bound)
 	}
 	t.Logf("burst %d, interval %v, 300 requests in %v (bound %v)", l.burst, l.interval, took, bound)
 }
@@ -151,10 +151,10 @@ func TestLimiter_PriorityTakesEarlierSlots(t *testing.T) {
 	clk := newFakeClock()
 	l := NewLimiter(60, clk)
 	drain(t, l)
-	low1 := l.Reserve("drift-1", PriorityLow)
-	low2 := l.Reserve("drift-2", PriorityLow)
-	retry := l.Reserve("retry", PriorityNormal)
-	change := l.Reserve("change", PriorityHigh)
+	low1 := l.Reserve("drift-1", "", PriorityLow)
+	low2 := l.Reserve("drift-2", "", PriorityLow)
+	retry := l.Reserve("retry", "", PriorityNormal)
+	change := l.Reserve("change", "", PriorityHigh)
 	if low1 <= 0 || low2 <= low1 || retry != low1 || change != low1 {
 		t.Fatalf("told: drift-1 %v, drift-2 %v, retry %v, change %v; want each newcomer of higher priority the first slot", low1, low2, retry, change)
 	}
@@ -175,11 +175,11 @@ func TestLimiter_PriorityTakesEarlierSlots(t *testing.T) {
 	// A caller that comes back early is told how long is left, and keeps
 	// its slot.
 	clk.Advance(got["retry"] / 2)
-	if d := l.Reserve("retry", PriorityNormal); d != got["retry"]-got["retry"]/2 {
+	if d := l.Reserve("retry", "", PriorityNormal); d != got["retry"]-got["retry"]/2 {
 		t.Errorf("early return: %v left, want %v", d, got["retry"]-got["retry"]/2)
 	}
 	// A booking raised to a higher priority moves up.
-	if d := l.Reserve("drift-2", PriorityHigh); d >= got["drift-1"]-got["retry"]/2 {
+	if d := l.Reserve("drift-2", "", PriorityHigh); d >= got["drift-1"]-got["retry"]/2 {
 		t.Errorf("drift-2 raised to high is due in %v, not before drift-1", d)
 	}
 }
@@ -190,17 +190,17 @@ func TestLimiter_OverdueBookingIsDropped(t *testing.T) {
 	clk := newFakeClock()
 	l := NewLimiter(60, clk)
 	drain(t, l)
-	d1 := l.Reserve("a", PriorityHigh)
-	d2 := l.Reserve("b", PriorityHigh)
+	d1 := l.Reserve("a", "", PriorityHigh)
+	d2 := l.Reserve("b", "", PriorityHigh)
 	clk.Advance(d1 + ClaimGrace + time.Millisecond)
 	if l.Booked() != 1 {
 		t.Fatalf("%d bookings left, want only b's", l.Booked())
 	}
-	d := l.Reserve("a", PriorityHigh)
+	d := l.Reserve("a", "", PriorityHigh)
 	if d <= d2-d1 {
 		t.Errorf("a came back late and is due in %v, before b's slot (in %v)", d, d2-d1-ClaimGrace)
 	}
-	if l.Reserve("", PriorityHigh) == 0 {
+	if l.Reserve("", "", PriorityHigh) == 0 {
 		t.Error("a request without a turn took a slot that belongs to a booking")
 	}
 }
@@ -209,7 +209,7 @@ func TestLimiter_PauseRefusesEveryoneAndDropsBookings(t *testing.T) {
 	clk := newFakeClock()
 	l := NewLimiter(6000, clk)
 	drain(t, l)
-	if l.Reserve("a", PriorityHigh) == 0 {
+	if l.Reserve("a", "", PriorityHigh) == 0 {
 		t.Fatal("no booking after drain")
 	}
 	l.PauseFor(time.Hour)
@@ -218,7 +218,7 @@ func TestLimiter_PauseRefusesEveryoneAndDropsBookings(t *testing.T) {
 		t.Errorf("%d bookings survive the pause", l.Booked())
 	}
 	for _, key := range []string{"a", "b", ""} {
-		if d := l.Reserve(key, PriorityHigh); d != time.Hour {
+		if d := l.Reserve(key, "", PriorityHigh); d != time.Hour {
 			t.Errorf("Reserve(%q) while paused = %v, want the hour left", key, d)
 		}
 	}
@@ -226,10 +226,10 @@ func TestLimiter_PauseRefusesEveryoneAndDropsBookings(t *testing.T) {
 		t.Error("a booking was made during the pause")
 	}
 	clk.Advance(time.Hour)
-	if l.Paused() != 0 || l.Reserve("a", PriorityHigh) != 0 {
+	if l.Paused() != 0 || l.Reserve("a", "", PriorityHigh) != 0 {
 		t.Fatal("the first request after the pause did not leave at once")
 	}
-	if l.Reserve("b", PriorityHigh) == 0 {
+	if l.Reserve("b", "", PriorityHigh) == 0 {
 		t.Error("the bucket restarted with more than one token")
 	}
 }
@@ -238,7 +238,7 @@ func TestLimiter_SetRate(t *testing.T) {
 	clk := newFakeClock()
 	l := NewLimiter(60, clk)
 	drain(t, l)
-	if l.Reserve("a", PriorityNormal) == 0 {
+	if l.Reserve("a", "", PriorityNormal) == 0 {
 		t.Fatal("no booking after drain")
 	}
 	// The tokens owed at 60/min are rescheduled at 6000/min, which frees
@@ -247,12 +247,12 @@ func TestLimiter_SetRate(t *testing.T) {
 	if l.Rate() != 6000 || l.Booked() != 0 {
 		t.Fatalf("after SetRate(6000): rate %d, %d bookings", l.Rate(), l.Booked())
 	}
-	if d := l.Reserve("a", PriorityNormal); d != 0 {
+	if d := l.Reserve("a", "", PriorityNormal); d != 0 {
 		t.Errorf("after SetRate(6000) the request waits %v", d)
 	}
 	// Lowering the rate stretches the owed tokens.
 	l.SetRate(60)
-	if d := l.Reserve("b", PriorityNormal); d < time.Second {
+	if d := l.Reserve("b", "", PriorityNormal); d < time.Second {
 		t.Errorf("after SetRate(60) the next slot is in %v", d)
 	}
 	l.SetRate(0)
@@ -263,7 +263,7 @@ func TestLimiter_SetRate(t *testing.T) {
 
 func TestLimiter_NilAndPriorityNames(t *testing.T) {
 	var l *Limiter
-	if l.Reserve("a", PriorityLow) != 0 || l.Paused() != 0 || l.Booked() != 0 || l.Rate() != 0 {
+	if l.Reserve("a", "", PriorityLow) != 0 || l.Paused() != 0 || l.Booked() != 0 || l.Rate() != 0 {
 		t.Error("a nil Limiter limits")
 	}
 	l.PauseFor(time.Second)
@@ -271,5 +271,51 @@ func TestLimiter_NilAndPriorityNames(t *testing.T) {
 	l.Cancel("a")
 	if PriorityHigh.String() != "high" || PriorityNormal.String() != "normal" || PriorityLow.String() != "low" || Priority(9).String() != "low" {
 		t.Error("Priority.String")
+	}
+}
+
+// Two groups (tenants of one shared token): a group that books one slot
+// behind another group's backlog gets the next slot but one, not the slot
+// after the whole backlog; and no booking of the backlog moves earlier.
+func TestLimiter_GroupsGoRoundTheSharedBudget(t *testing.T) {
+	clk := newFakeClock()
+	l := NewLimiter(60, clk)
+	drain(t, l)
+	told := map[string]time.Duration{}
+	for i := range 10 {
+		key := fmt.Sprintf("a-%d", i)
+		told[key] = l.Reserve(key, "team-a", PriorityHigh)
+	}
+	b := l.Reserve("b", "team-b", PriorityHigh)
+	if b > told["a-1"] {
+		t.Errorf("team-b's one booking is due in %v, after team-a's second (%v): it queues behind the backlog", b, told["a-1"])
+	}
+	for key, d := range told {
+		l.mu.Lock()
+		now := l.bookings[key].at.Sub(clk.Now())
+		l.mu.Unlock()
+		if now < d {
+			t.Errorf("%s was told %v and is now due in %v: a booking moved earlier", key, d, now)
+		}
+	}
+	// Within one group, first come first served.
+	if told["a-0"] >= told["a-1"] {
+		t.Errorf("a-0 due in %v, not before a-1 in %v", told["a-0"], told["a-1"])
+	}
+}
+
+// A slow server cannot hold more than MaxInFlight of the callers' workers:
+// beyond it, callers are told to come back soon and nothing is taken.
+func TestLimiter_MaxInFlight(t *testing.T) {
+	l := NewLimiter(6000, newFakeClock())
+	for range DefaultMaxInFlight {
+		l.Start()
+	}
+	if d := l.Reserve("a", "", PriorityHigh); d != busyRetry || l.Booked() != 0 {
+		t.Errorf("Reserve with %d calls under way = %v, %d bookings; want %v and nothing taken", DefaultMaxInFlight, d, l.Booked(), busyRetry)
+	}
+	l.Done()
+	if d := l.Reserve("a", "", PriorityHigh); d != 0 {
+		t.Errorf("Reserve after a call ended = %v, want 0", d)
 	}
 }

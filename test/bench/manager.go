@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,12 +88,16 @@ func (b *bench) startManager(ctx context.Context) error {
 	return nil
 }
 
-// waitWorkers waits until the log says both controllers started their
+// workerControllers are the controllers whose workers must run before a
+// scenario starts.
+var workerControllers = []string{"agentaction", "agentpublish", "agentdrift", "environment", "clusterenvironment"}
+
+// waitWorkers waits until the log says every controller started its
 // workers.
 func (m *manager) waitWorkers(ctx context.Context) error {
 	for {
 		data, _ := os.ReadFile(m.logPath)
-		if bytes.Count(data, []byte(`"msg":"Starting workers"`)) >= 2 {
+		if workersStarted(data) {
 			return nil
 		}
 		if err := m.alive(); err != nil {
@@ -331,4 +336,19 @@ func controlPlanePIDs(assets string) []int {
 		}
 	}
 	return pids
+}
+
+// workersStarted says whether a manager log shows every controller of
+// workerControllers starting its workers.
+func workersStarted(log []byte) bool {
+	lines := bytes.Split(log, []byte("\n"))
+	for _, c := range workerControllers {
+		name := []byte(`"controller":"` + c + `"`)
+		if !slices.ContainsFunc(lines, func(l []byte) bool {
+			return bytes.Contains(l, []byte(`"msg":"Starting workers"`)) && bytes.Contains(l, name)
+		}) {
+			return false
+		}
+	}
+	return true
 }
