@@ -67,10 +67,12 @@ type TokenSecretReference struct {
 type EnvironmentSpec struct {
 	// apiURL is the base URL of the Talkover API, up to and including
 	// /api/v1. Defaults to https://app.talkover.ai/api/v1. It must use https,
-	// except for loopback hosts and in-cluster Service names (*.svc).
+	// except for loopback hosts (localhost, ::1 or a literal address in
+	// 127.0.0.0/8, never a name that merely starts with "127.") and
+	// in-cluster Service names (*.svc).
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getHostname() != '' && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() in ['localhost', '::1'] || url(self).getHostname().startsWith('127.') || url(self).getHostname().endsWith('.svc') || url(self).getHostname().endsWith('.svc.cluster.local'))))",message="apiURL must be an https URL (plain http is allowed only for loopback hosts and in-cluster *.svc names)"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getHostname() != '' && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() in ['localhost', '::1'] || url(self).getHostname().matches('^127[.][0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}$') || url(self).getHostname().endsWith('.svc') || url(self).getHostname().endsWith('.svc.cluster.local'))))",message="apiURL must be an https URL (plain http is allowed only for loopback hosts and in-cluster *.svc names)"
 	APIURL string `json:"apiURL,omitempty"`
 
 	// tokenSecretRef selects the Secret key that holds the environment token

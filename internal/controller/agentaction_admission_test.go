@@ -157,7 +157,10 @@ func TestAdmission(t *testing.T) {
 			"http://localhost:8089/api/v1":                       true,
 			"http://talkover-sim.tools.svc:8080/api/v1":          true,
 			"http://talkover-sim.tools.svc.cluster.local/api/v1": true,
+			"http://127.0.0.53/api/v1":                           true,
 			"http://app.talkover.ai/api/v1":                      false,
+			"http://127.0.0.1.attacker.example/api/v1":           false,
+			"http://127.evil.example/api/v1":                     false,
 			"not a url":                                          false,
 		} {
 			env := &agentsv1alpha1.Environment{

@@ -274,6 +274,7 @@ func (r *AgentActionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	if err := setupIndexes(ctx, mgr); err != nil {
 		return err
 	}
+	r.Recorder = limitNotes(r.Recorder)
 	if r.StalledRetryInterval == 0 {
 		r.StalledRetryInterval = 15 * time.Minute
 	}

@@ -19,9 +19,11 @@ package controller
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 
 	agentsv1alpha1 "github.com/talkover/talkover-operator/api/v1alpha1"
 	"github.com/talkover/talkover-operator/internal/talkover"
@@ -91,5 +93,21 @@ func TestClients_shareACredentialAtTheLowerRate(t *testing.T) {
 	clients.Forget(a)
 	if clients.Credentials() != 0 {
 		t.Errorf("%d budgets left after every environment was deleted", clients.Credentials())
+	}
+}
+
+// A note over the kube-apiserver's 1 KiB limit would make the Event be
+// rejected: it is cut, on a rune boundary.
+func TestNoteLimitRecorder(t *testing.T) {
+	fake := events.NewFakeRecorder(1)
+	rec := limitNotes(fake)
+	if limitNotes(rec) != rec {
+		t.Error("limitNotes wrapped twice")
+	}
+	rec.Eventf(&AgentAction{}, nil, "Warning", agentsv1alpha1.ReasonValidationFailed, "Push", "The API said: %s", strings.Repeat("é", 2000))
+	got := <-fake.Events
+	note := got[strings.Index(got, "The API said"):]
+	if len(note) > maxEventNote || !utf8.ValidString(note) || !strings.HasSuffix(note, "…") {
+		t.Errorf("note of %d bytes (valid UTF-8: %v), want at most %d, cut with an ellipsis", len(note), utf8.ValidString(note), maxEventNote)
 	}
 }
