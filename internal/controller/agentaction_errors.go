@@ -84,6 +84,11 @@ func (r *AgentActionReconciler) apiError(ctx context.Context, s *agentActionScop
 // slot); the end of a pause is spread with jitter, since every resource of
 // the environment was told the same time.
 func budgetWait(s *agentActionScope, err *talkover.BudgetError) ctrl.Result {
+	if err.Busy {
+		// The environment's server is slow to answer the calls under way:
+		// nothing is booked and nothing changed, so the status stays.
+		return ctrl.Result{RequeueAfter: err.RetryAfter + time.Duration(rand.Float64()*0.5*float64(err.RetryAfter))} //nolint:gosec // jitter
+	}
 	if err.Paused {
 		s.outcome = outcome{kind: outcomeRetrying, reason: agentsv1alpha1.ReasonRateLimited,
 			message: "The Talkover API asked this environment to wait (429 or 503 with Retry-After); the push is retried when the pause ends."}

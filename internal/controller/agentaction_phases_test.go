@@ -134,6 +134,13 @@ func TestAgentActionReconciler_pushAction(t *testing.T) {
 			wantReason: agentsv1alpha1.ReasonRateLimited, wantKind: outcomeRetrying,
 			wantRequeue: [2]time.Duration{time.Hour, time.Hour * 12 / 10},
 		},
+		"the server is slow to answer the calls under way: requeue, status unchanged": {
+			api: &fakeAPI{reserve: func(ctx context.Context) (context.Context, error) {
+				return ctx, &talkover.BudgetError{Op: "Reserve", RetryAfter: time.Second, Busy: true}
+			}},
+			wantKind:    outcomeNone,
+			wantRequeue: [2]time.Duration{time.Second, 1500 * time.Millisecond},
+		},
 		"the circuit is open: requeue for the probe": {
 			api: &fakeAPI{reserve: func(ctx context.Context) (context.Context, error) {
 				return ctx, &talkover.CircuitOpenError{Op: "Reserve", RetryAfter: 4 * time.Second}

@@ -393,8 +393,8 @@ func (c *Client) send(ctx context.Context, r request) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.limiter.Start()
-	defer c.limiter.Done()
+	call := c.limiter.Start()
+	defer c.limiter.Done(call)
 	start := time.Now()
 	httpResp, err := c.httpClient.Do(req)
 	if err != nil {
@@ -463,6 +463,9 @@ func (c *Client) reserve(ctx context.Context, op string) error {
 	if pause := c.limiter.Paused(); pause > 0 {
 		c.metrics.observeWait(pause)
 		return &BudgetError{Op: op, RetryAfter: pause, Paused: true}
+	}
+	if c.limiter.Busy() {
+		return &BudgetError{Op: op, RetryAfter: BusyRetry, Busy: true}
 	}
 	if d := c.limiter.Reserve(t.key, t.group, t.priority); d > 0 {
 		c.metrics.observeWait(d)

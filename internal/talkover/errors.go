@@ -484,12 +484,18 @@ type BudgetError struct {
 	// Paused reports that the server asked to wait (a 429, or a 503 with
 	// Retry-After); otherwise the budget is merely spent for now.
 	Paused bool
+	// Busy reports that the server is slow: calls of the budget have been
+	// under way for long; nothing was booked.
+	Busy bool
 }
 
 // Error implements error.
 func (e *BudgetError) Error() string {
 	if e.Paused {
 		return fmt.Sprintf("%s: the API asked to wait; the next call may go in %s", e.Op, e.RetryAfter.Round(time.Second))
+	}
+	if e.Busy {
+		return fmt.Sprintf("%s: the API is slow to answer the calls under way; the next call may go in %s", e.Op, e.RetryAfter.Round(time.Second))
 	}
 	return fmt.Sprintf("%s: the request budget is spent for now; the next call may go in %s", e.Op, e.RetryAfter.Round(time.Second))
 }

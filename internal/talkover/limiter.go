@@ -118,9 +118,10 @@ func turnFrom(ctx context.Context) (turn, bool) {
 // booking order; a new booking takes its place and the bookings behind it
 // each move one slot later, never earlier. PauseFor (a 429 or a 503 with
 // Retry-After) refuses every request until its end and drops the bookings;
-// the bucket then restarts with a single token. At most MaxInFlight calls
-// of the budget are under way at once (Start and Done): a slow server
-// cannot take more of the callers' workers than that.
+// the bucket then restarts with a single token. While MaxSlowInFlight calls
+// of the budget have been under way for more than SlowCall (Start and
+// Done), no new call is admitted: a slow server cannot take more of the
+// callers' workers than that, and a fast one is never held back.
 type Limiter struct {
 	clock Clock
 
@@ -136,9 +137,9 @@ type Limiter struct {
 	// groupLast the virtual time of each group's last booking.
 	vnow      uint64
 	groupLast map[string]uint64
-	inflight  int
-	// MaxInFlight bounds the calls under way (DefaultMaxInFlight).
-	maxInFlight int
+	// inflight holds the start time of each call under way.
+	inflight map[uint64]time.Time
+	callSeq  uint64
 }
 
 // booking is a slot reserved for one key.
@@ -160,12 +161,15 @@ const (
 	// that leave a little after their slot (ClaimGrace, a new connection, a
 	// busy machine) still fit the server's per-minute count.
 	windowSlack = 500 * time.Millisecond
-	// DefaultMaxInFlight is how many calls of one budget may be under way
-	// at once.
-	DefaultMaxInFlight = 3
-	// busyRetry is how soon a caller refused because MaxInFlight calls are
-	// under way comes back.
-	busyRetry = 500 * time.Millisecond
+	// MaxSlowInFlight is how many slow calls of one budget may be under
+	// way before no new call is admitted.
+	MaxSlowInFlight = 3
+	// SlowCall is how long a call must have been under way to count as
+	// slow.
+	SlowCall = time.Second
+	// BusyRetry is how soon a caller refused because slow calls hold the
+	// budget comes back.
+	BusyRetry = time.Second
 )
 
 // NewLimiter returns a Limiter admitting at most requestsPerMinute requests
@@ -175,7 +179,7 @@ func NewLimiter(requestsPerMinute int, clock Clock) *Limiter {
 	if clock == nil {
 		clock = RealClock{}
 	}
-	l := &Limiter{clock: clock, bookings: map[string]booking{}, groupLast: map[string]uint64{}, maxInFlight: DefaultMaxInFlight}
+	l := &Limiter{clock: clock, bookings: map[string]booking{}, groupLast: map[string]uint64{}, inflight: map[uint64]time.Time{}}
 	l.setRateLocked(requestsPerMinute)
 	return l
 }
@@ -277,8 +281,7 @@ func (l *Limiter) Booked() int {
 // until the slot booked for key is due; the caller then calls Reserve again
 // with the same key. An empty key never books: it returns 0 only when a
 // slot is free now. While paused, Reserve books nothing and returns the
-// pause left; while MaxInFlight calls are under way, it takes nothing and
-// asks the caller to come back soon. A nil Limiter always returns 0.
+// pause left. A nil Limiter always returns 0.
 func (l *Limiter) Reserve(key, group string, p Priority) time.Duration {
 	if l == nil {
 		return 0
@@ -290,9 +293,6 @@ func (l *Limiter) Reserve(key, group string, p Priority) time.Duration {
 	l.expireLocked(now)
 	if pause := l.pausedUntil.Sub(now); pause > 0 {
 		return pause
-	}
-	if l.inflight >= l.maxInFlight {
-		return busyRetry
 	}
 	if b, ok := l.bookings[key]; ok && key != "" {
 		if p < b.priority {
@@ -317,35 +317,44 @@ func (l *Limiter) Reserve(key, group string, p Priority) time.Duration {
 	return l.claimLocked(key, now)
 }
 
-// Start counts a call of the budget as under way; Done must follow.
-func (l *Limiter) Start() {
+// Start counts a call of the budget as under way; Done(id) must follow.
+func (l *Limiter) Start() uint64 {
 	if l == nil {
-		return
+		return 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.inflight++
+	l.callSeq++
+	l.inflight[l.callSeq] = l.clock.Now()
+	return l.callSeq
 }
 
 // Done ends a call counted by Start.
-func (l *Limiter) Done() {
+func (l *Limiter) Done(id uint64) {
 	if l == nil {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.inflight = max(l.inflight-1, 0)
+	delete(l.inflight, id)
 }
 
-// SetMaxInFlight changes how many calls may be under way at once (values
-// below 1 mean 1).
-func (l *Limiter) SetMaxInFlight(n int) {
+// Busy reports whether MaxSlowInFlight calls of the budget have been under
+// way for more than SlowCall: the server is slow, and a new call would only
+// hold one more of the callers' workers.
+func (l *Limiter) Busy() bool {
 	if l == nil {
-		return
+		return false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.maxInFlight = max(n, 1)
+	now, slow := l.clock.Now(), 0
+	for _, at := range l.inflight {
+		if now.Sub(at) > SlowCall {
+			slow++
+		}
+	}
+	return slow >= MaxSlowInFlight
 }
 
 // claimLocked takes the slot booked for key if it is due, and otherwise

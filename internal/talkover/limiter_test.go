@@ -304,18 +304,26 @@ func TestLimiter_GroupsGoRoundTheSharedBudget(t *testing.T) {
 	}
 }
 
-// A slow server cannot hold more than MaxInFlight of the callers' workers:
-// beyond it, callers are told to come back soon and nothing is taken.
-func TestLimiter_MaxInFlight(t *testing.T) {
-	l := NewLimiter(6000, newFakeClock())
-	for range DefaultMaxInFlight {
-		l.Start()
+// A slow server cannot hold more than MaxSlowInFlight of the callers'
+// workers, and a fast one is never held back.
+func TestLimiter_SlowCallsHoldNewOnes(t *testing.T) {
+	clk := newFakeClock()
+	l := NewLimiter(6000, clk)
+	var calls []uint64
+	for range MaxSlowInFlight + 5 {
+		calls = append(calls, l.Start())
 	}
-	if d := l.Reserve("a", "", PriorityHigh); d != busyRetry || l.Booked() != 0 {
-		t.Errorf("Reserve with %d calls under way = %v, %d bookings; want %v and nothing taken", DefaultMaxInFlight, d, l.Booked(), busyRetry)
+	if l.Busy() {
+		t.Fatal("fast calls under way make the budget busy")
 	}
-	l.Done()
-	if d := l.Reserve("a", "", PriorityHigh); d != 0 {
-		t.Errorf("Reserve after a call ended = %v, want 0", d)
+	clk.Advance(SlowCall + time.Millisecond)
+	if !l.Busy() {
+		t.Fatalf("%d calls under way for over %v, and the budget is not busy", len(calls), SlowCall)
+	}
+	for _, c := range calls[:len(calls)-MaxSlowInFlight+1] {
+		l.Done(c)
+	}
+	if l.Busy() {
+		t.Errorf("%d slow calls left (under %d), and the budget is still busy", MaxSlowInFlight-1, MaxSlowInFlight)
 	}
 }
