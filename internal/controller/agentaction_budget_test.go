@@ -206,13 +206,8 @@ func TestPriority_userChangeBeforeDriftChecks(t *testing.T) {
 		s.RequestsPerMinute = ptrTo(int32(30))
 		s.DriftCheckInterval = &metav1.Duration{Duration: time.Second}
 	})
-	// Status writes trigger nothing; an annotation change re-runs the
-	// reconcile so the new interval is picked up.
-	for i := range agents {
-		f.update(fmt.Sprintf("a%d", i), func(a *agentsv1alpha1.AgentAction) {
-			a.Annotations = map[string]string{"touch": "1"}
-		})
-	}
+	// The drift controller picks the new interval up from the
+	// Environment's change; the drift checks book the budget's slots.
 	f.g.Eventually(func() int { return f.sim.Count(apisim.RouteList) }, timeout, interval).Should(BeNumerically(">=", 2))
 
 	changedAt := time.Now()
@@ -228,7 +223,9 @@ func TestPriority_userChangeBeforeDriftChecks(t *testing.T) {
 		}
 		listsBefore++
 	}
-	f.g.Expect(listsBefore).To(BeNumerically("<=", 2), "the user's change waited behind at most the calls already admitted")
+	// The change takes the earliest slot booked by a drift check: at most
+	// the list already under way, or due, goes before it.
+	f.g.Expect(listsBefore).To(BeNumerically("<=", 1), "the user's change waited behind at most the call already admitted")
 }
 
 func TestPublish_owedPublishSurvivesRestart(t *testing.T) {
