@@ -115,17 +115,6 @@ func (r *AgentActionReconciler) resolveToken(ctx context.Context, s *agentAction
 	return ctrl.Result{}, nil
 }
 
-// environmentAPI returns the API client and publish policy of an
-// environment (no namespace: a ClusterEnvironment), for the Publisher's
-// publishes found in the ledger.
-func (r *AgentActionReconciler) environmentAPI(ctx context.Context, key types.NamespacedName) (ActionAPI, agentsv1alpha1.PublishPolicy, error) {
-	env, api, err := r.resolveAgentEnvironment(ctx, agentKey{env: key})
-	if err != nil {
-		return nil, "", err
-	}
-	return api, EffectivePublishPolicy(env), nil
-}
-
 // resolveAgentEnvironment returns the environment of an agent (no
 // namespace: a ClusterEnvironment) and its API client, for the controllers
 // keyed by agent.

@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -101,21 +102,7 @@ func TestAgentActionReconciler_pushAction(t *testing.T) {
 			return &talkover.Action{ID: id, UpdatedAt: "2026-12-04T10:00:00Z"}, nil
 		}
 	}
-	tests := map[string]struct {
-		api *fakeAPI
-		// status is the AgentAction's status before the push.
-		status agentsv1alpha1.AgentActionStatus
-		// wantSent is the number of upserts.
-		wantSent      int
-		wantReason    string
-		wantKind      outcomeKind
-		wantFinalizer bool
-		wantID        string
-		// wantReplaced is the status.replacedID left to delete.
-		wantReplaced string
-		// wantRequeue bounds the RequeueAfter.
-		wantRequeue [2]time.Duration
-	}{
+	tests := map[string]pushCase{
 		"the budget has a slot: finalizer, then the push": {
 			api: &fakeAPI{reserve: slotFree, upsertAction: accepted("act-1")}, wantSent: 1,
 			wantReason: agentsv1alpha1.ReasonSynced, wantKind: outcomeSynced, wantFinalizer: true, wantID: "act-1",
@@ -177,64 +164,99 @@ func TestAgentActionReconciler_pushAction(t *testing.T) {
 		},
 	}
 	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			scheme := runtime.NewScheme()
-			if err := agentsv1alpha1.AddToScheme(scheme); err != nil {
-				t.Fatal(err)
-			}
-			action := &AgentAction{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "team", UID: "uid-1"},
-				Spec: agentsv1alpha1.AgentActionSpec{AgentID: "agent-1", NodeID: "node-1"}, Status: tc.status}
-			if tc.status.ID != "" {
-				controllerutil.AddFinalizer(action, agentsv1alpha1.AgentActionFinalizer)
-			}
-			kube := fake.NewClientBuilder().WithScheme(scheme).WithObjects(action).WithStatusSubresource(action).Build()
-			if err := kube.Get(context.Background(), client.ObjectKeyFromObject(action), action); err != nil {
-				t.Fatal(err)
-			}
-			r := &AgentActionReconciler{Client: kube, Recorder: &events.FakeRecorder{}, StalledRetryInterval: 15 * time.Minute}
-			r.publisher = &AgentPublishReconciler{}
-			env := &agentsv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: "env", Namespace: "team"},
-				Spec: agentsv1alpha1.EnvironmentSpec{PublishPolicy: agentsv1alpha1.PublishPolicyManual}}
-			sent := 0
-			api := *tc.api
-			if up := api.upsertAction; up != nil {
-				api.upsertAction = func(ctx context.Context, agentID string, req talkover.ActionRequest) (*talkover.Action, error) {
-					sent++
-					var live AgentAction
-					if err := kube.Get(ctx, client.ObjectKeyFromObject(action), &live); err != nil || !controllerutil.ContainsFinalizer(&live, agentsv1alpha1.AgentActionFinalizer) {
-						t.Error("a push left before the finalizer was on the AgentAction")
-					}
-					return up(ctx, agentID, req)
-				}
-			}
-			s := &agentActionScope{action: action, base: action.DeepCopy(), env: env, api: &api,
-				agent: agentOf(action), hash: "new"}
+		t.Run(name, tc.run)
+	}
+}
 
-			res, err := r.pushAction(context.Background(), s)
-			if err != nil {
-				t.Fatalf("pushAction: %v", err)
+// pushCase is one case of TestAgentActionReconciler_pushAction.
+type pushCase struct {
+	api *fakeAPI
+	// status is the AgentAction's status before the push.
+	status agentsv1alpha1.AgentActionStatus
+	// wantSent is the number of upserts.
+	wantSent      int
+	wantReason    string
+	wantKind      outcomeKind
+	wantFinalizer bool
+	wantID        string
+	// wantReplaced is the status.replacedID left to delete.
+	wantReplaced string
+	// wantRequeue bounds the RequeueAfter.
+	wantRequeue [2]time.Duration
+}
+
+// run drives pushAction once for the case and checks what it did.
+func (tc pushCase) run(t *testing.T) {
+	r, s, sent := tc.setUp(t)
+	res, err := r.pushAction(context.Background(), s)
+	if err != nil {
+		t.Fatalf("pushAction: %v", err)
+	}
+	tc.check(t, r, s, res, *sent)
+}
+
+// setUp builds a reconciler on a fake kube client holding the case's
+// AgentAction, and the scope of its push; the upserts are counted, and
+// each checks that the finalizer was on before it left.
+func (tc pushCase) setUp(t *testing.T) (*AgentActionReconciler, *agentActionScope, *int) {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := agentsv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	action := &AgentAction{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "team", UID: "uid-1"},
+		Spec: agentsv1alpha1.AgentActionSpec{AgentID: "agent-1", NodeID: "node-1"}, Status: tc.status}
+	if tc.status.ID != "" {
+		controllerutil.AddFinalizer(action, agentsv1alpha1.AgentActionFinalizer)
+	}
+	kube := fake.NewClientBuilder().WithScheme(scheme).WithObjects(action).WithStatusSubresource(action).Build()
+	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(action), action); err != nil {
+		t.Fatal(err)
+	}
+	r := &AgentActionReconciler{Client: kube, Recorder: &events.FakeRecorder{}, StalledRetryInterval: 15 * time.Minute}
+	r.publisher = &AgentPublishReconciler{}
+	env := &agentsv1alpha1.Environment{ObjectMeta: metav1.ObjectMeta{Name: "env", Namespace: "team"},
+		Spec: agentsv1alpha1.EnvironmentSpec{PublishPolicy: agentsv1alpha1.PublishPolicyManual}}
+	sent := 0
+	api := *tc.api
+	if up := api.upsertAction; up != nil {
+		api.upsertAction = func(ctx context.Context, agentID string, req talkover.ActionRequest) (*talkover.Action, error) {
+			sent++
+			var live AgentAction
+			if err := kube.Get(ctx, client.ObjectKeyFromObject(action), &live); err != nil || !controllerutil.ContainsFinalizer(&live, agentsv1alpha1.AgentActionFinalizer) {
+				t.Error("a push left before the finalizer was on the AgentAction")
 			}
-			if sent != tc.wantSent {
-				t.Errorf("%d upserts, want %d", sent, tc.wantSent)
-			}
-			if s.outcome.reason != tc.wantReason || s.outcome.kind != tc.wantKind {
-				t.Errorf("outcome %v/%q, want %v/%q (%s)", s.outcome.kind, s.outcome.reason, tc.wantKind, tc.wantReason, s.outcome.message)
-			}
-			if got := controllerutil.ContainsFinalizer(action, agentsv1alpha1.AgentActionFinalizer); got != tc.wantFinalizer {
-				t.Errorf("finalizer %v, want %v", got, tc.wantFinalizer)
-			}
-			if action.Status.ID != tc.wantID && tc.wantID != "" {
-				t.Errorf("status.id %q, want %q", action.Status.ID, tc.wantID)
-			}
-			if action.Status.ReplacedID != tc.wantReplaced {
-				t.Errorf("status.replacedID %q, want %q", action.Status.ReplacedID, tc.wantReplaced)
-			}
-			if res.RequeueAfter < tc.wantRequeue[0] || res.RequeueAfter > tc.wantRequeue[1] {
-				t.Errorf("RequeueAfter %v, want within %v", res.RequeueAfter, tc.wantRequeue)
-			}
-			if a := r.activity.snapshot(s.agent); a.inflight != 0 {
-				t.Errorf("%d changes left in flight", a.inflight)
-			}
-		})
+			return up(ctx, agentID, req)
+		}
+	}
+	s := &agentActionScope{action: action, base: action.DeepCopy(), env: env, api: &api,
+		agent: agentOf(action), hash: "new"}
+	return r, s, &sent
+}
+
+// check compares what the push did with what the case wants.
+func (tc pushCase) check(t *testing.T, r *AgentActionReconciler, s *agentActionScope, res ctrl.Result, sent int) {
+	t.Helper()
+	action := s.action
+	if sent != tc.wantSent {
+		t.Errorf("%d upserts, want %d", sent, tc.wantSent)
+	}
+	if s.outcome.reason != tc.wantReason || s.outcome.kind != tc.wantKind {
+		t.Errorf("outcome %v/%q, want %v/%q (%s)", s.outcome.kind, s.outcome.reason, tc.wantKind, tc.wantReason, s.outcome.message)
+	}
+	if got := controllerutil.ContainsFinalizer(action, agentsv1alpha1.AgentActionFinalizer); got != tc.wantFinalizer {
+		t.Errorf("finalizer %v, want %v", got, tc.wantFinalizer)
+	}
+	if action.Status.ID != tc.wantID && tc.wantID != "" {
+		t.Errorf("status.id %q, want %q", action.Status.ID, tc.wantID)
+	}
+	if action.Status.ReplacedID != tc.wantReplaced {
+		t.Errorf("status.replacedID %q, want %q", action.Status.ReplacedID, tc.wantReplaced)
+	}
+	if res.RequeueAfter < tc.wantRequeue[0] || res.RequeueAfter > tc.wantRequeue[1] {
+		t.Errorf("RequeueAfter %v, want within %v", res.RequeueAfter, tc.wantRequeue)
+	}
+	if a := r.activity.snapshot(s.agent); a.inflight != 0 {
+		t.Errorf("%d changes left in flight", a.inflight)
 	}
 }

@@ -31,6 +31,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const (
@@ -765,20 +767,36 @@ func TestClient_ThrottlingPausesTheSharedLimiter(t *testing.T) {
 	}
 }
 
+// budgetWorld is a client whose budget (60 a minute) is spent, with a
+// breaker and metrics, on a fake clock.
+type budgetWorld struct {
+	clk     *fakeClock
+	limiter *Limiter
+	breaker *Breaker
+	ts      *testServer
+	reg     *prometheus.Registry
+	c       *Client
+	ctx     context.Context
+}
+
+func newBudgetWorld(t *testing.T) *budgetWorld {
+	t.Helper()
+	w := &budgetWorld{clk: newFakeClock(), reg: newRegistry()}
+	w.limiter = NewLimiter(60, w.clk)
+	drain(t, w.limiter)
+	w.breaker = NewBreaker(w.clk)
+	w.ts = newTestServer(t, reply(200, `{"success":true,"data":[]}`))
+	w.c = newTestClient(t, w.ts, func(cfg *Config) { cfg.Limiter = w.limiter; cfg.Breaker = w.breaker; cfg.Metrics = NewMetrics(w.reg) })
+	w.ctx = WithTurn(context.Background(), "agentaction/a", "team", PriorityHigh)
+	return w
+}
+
 // A call that finds the budget spent does not wait: it books a slot for
 // its turn, fails at once with a *BudgetError saying when the slot is due,
 // and leaves when the caller comes back then.
 func TestClient_NeverWaitsForTheBudget(t *testing.T) {
-	clk := newFakeClock()
-	limiter := NewLimiter(60, clk)
-	drain(t, limiter)
-	ts := newTestServer(t, reply(200, `{"success":true,"data":[]}`))
-	reg := newRegistry()
-	breaker := NewBreaker(clk)
-	c := newTestClient(t, ts, func(cfg *Config) { cfg.Limiter = limiter; cfg.Breaker = breaker; cfg.Metrics = NewMetrics(reg) })
-	ctx := WithTurn(context.Background(), "agentaction/a", "team", PriorityHigh)
-
-	_, err := c.ListActions(ctx, "a")
+	w := newBudgetWorld(t)
+	_, err := w.c.ListActions(w.ctx, "a")
 	var budget *BudgetError
 	if !errors.As(err, &budget) || budget.Paused || budget.RetryAfter <= 0 || !IsRetryable(err) {
 		t.Fatalf("ListActions on a spent budget = %v, want a retryable *BudgetError", err)
@@ -786,67 +804,73 @@ func TestClient_NeverWaitsForTheBudget(t *testing.T) {
 	if d, ok := RetryAfter(err); !ok || d != budget.RetryAfter {
 		t.Errorf("RetryAfter = %v %v, want %v", d, ok, budget.RetryAfter)
 	}
-	if n := len(ts.recorded()); n != 0 {
+	if n := len(w.ts.recorded()); n != 0 {
 		t.Fatalf("%d requests sent without a slot", n)
 	}
-	if count, sum := histogram(t, reg, "talkover_api_ratelimit_wait_seconds", nil); count != 1 || sum < budget.RetryAfter.Seconds()-0.01 {
+	if count, sum := histogram(t, w.reg, "talkover_api_ratelimit_wait_seconds", nil); count != 1 || sum < budget.RetryAfter.Seconds()-0.01 {
 		t.Errorf("wait histogram: count %d sum %v, want the requeue delay %v", count, sum, budget.RetryAfter)
 	}
-	clk.Advance(budget.RetryAfter)
-	if _, err := c.ListActions(ctx, "a"); err != nil {
+	w.clk.Advance(budget.RetryAfter)
+	if _, err := w.c.ListActions(w.ctx, "a"); err != nil {
 		t.Fatalf("ListActions when the slot is due: %v", err)
 	}
-	if n := len(ts.recorded()); n != 1 {
+	if n := len(w.ts.recorded()); n != 1 {
 		t.Errorf("%d requests, want 1", n)
 	}
+}
 
-	// Reserve takes the slot for the next call made with its context, and
-	// only that one.
-	_, err = c.Reserve(ctx)
+// Reserve takes the slot for the next call made with its context, and only
+// that one.
+func TestClient_ReserveIsForTheNextCall(t *testing.T) {
+	w := newBudgetWorld(t)
+	_, err := w.c.Reserve(w.ctx)
+	var budget *BudgetError
 	if !errors.As(err, &budget) {
 		t.Fatalf("Reserve on a spent budget = %v, want a *BudgetError", err)
 	}
-	clk.Advance(budget.RetryAfter)
-	reserved, err := c.Reserve(ctx)
+	w.clk.Advance(budget.RetryAfter)
+	reserved, err := w.c.Reserve(w.ctx)
 	if err != nil {
 		t.Fatalf("Reserve when the slot is due: %v", err)
 	}
-	if _, err := c.ListActions(reserved, "a"); err != nil {
+	if _, err := w.c.ListActions(reserved, "a"); err != nil {
 		t.Fatalf("ListActions with the reserved slot: %v", err)
 	}
-	if _, err := c.ListActions(reserved, "a"); !errors.As(err, &budget) {
+	if _, err := w.c.ListActions(reserved, "a"); !errors.As(err, &budget) {
 		t.Errorf("a second call on one reserved slot = %v, want a *BudgetError", err)
 	}
-	if n := len(ts.recorded()); n != 2 {
-		t.Errorf("%d requests, want 2", n)
+	if n := len(w.ts.recorded()); n != 1 {
+		t.Errorf("%d requests, want 1", n)
 	}
-	limiter.Cancel("agentaction/a")
+}
 
-	// While the server asks to wait, calls are refused with the pause left
-	// and nothing is booked; an open breaker refuses before the budget.
-	limiter.PauseFor(time.Hour)
-	if _, err := c.ListActions(ctx, "a"); !errors.As(err, &budget) || !budget.Paused || budget.RetryAfter != time.Hour {
+// While the server asks to wait, calls are refused with the pause left and
+// nothing is booked; an open breaker refuses before the budget; a cancelled
+// context sends nothing.
+func TestClient_PauseBreakerAndCancelSendNothing(t *testing.T) {
+	w := newBudgetWorld(t)
+	var budget *BudgetError
+	w.limiter.PauseFor(time.Hour)
+	if _, err := w.c.ListActions(w.ctx, "a"); !errors.As(err, &budget) || !budget.Paused || budget.RetryAfter != time.Hour {
 		t.Errorf("ListActions while paused = %v, want a paused *BudgetError of an hour", err)
 	}
-	clk.Advance(time.Hour)
-	breaker.mu.Lock()
-	breaker.openUntil = clk.Now().Add(time.Minute)
-	breaker.mu.Unlock()
+	w.clk.Advance(time.Hour)
+	w.breaker.mu.Lock()
+	w.breaker.openUntil = w.clk.Now().Add(time.Minute)
+	w.breaker.mu.Unlock()
 	var open *CircuitOpenError
-	if _, err := c.ListActions(ctx, "a"); !errors.As(err, &open) {
+	if _, err := w.c.ListActions(w.ctx, "a"); !errors.As(err, &open) {
 		t.Errorf("ListActions with the circuit open = %v, want a *CircuitOpenError", err)
 	}
-	if limiter.Booked() != 0 || limiter.Reserve("", "", PriorityHigh) != 0 {
+	if w.limiter.Booked() != 0 || w.limiter.Reserve("", "", PriorityHigh) != 0 {
 		t.Error("a call refused by the breaker used the budget")
 	}
-	if n := len(ts.recorded()); n != 2 {
-		t.Errorf("%d requests, want 2", n)
-	}
-
-	// A cancelled context sends nothing and is not retryable.
-	cancelled, cancel := context.WithCancel(ctx)
+	cancelled, cancel := context.WithCancel(w.ctx)
 	cancel()
-	if _, err := c.ListActions(cancelled, "a"); !errors.Is(err, context.Canceled) || IsRetryable(err) {
+	if _, err := w.c.ListActions(cancelled, "a"); !errors.Is(err, context.Canceled) || IsRetryable(err) {
 		t.Errorf("cancelled call: %v", err)
+	}
+	if n := len(w.ts.recorded()); n != 0 {
+		t.Errorf("%d requests, want none", n)
 	}
 }

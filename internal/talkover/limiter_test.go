@@ -309,7 +309,7 @@ func TestLimiter_GroupsGoRoundTheSharedBudget(t *testing.T) {
 func TestLimiter_SlowCallsHoldNewOnes(t *testing.T) {
 	clk := newFakeClock()
 	l := NewLimiter(6000, clk)
-	var calls []uint64
+	calls := make([]uint64, 0, MaxSlowInFlight+5)
 	for range MaxSlowInFlight + 5 {
 		calls = append(calls, l.Start())
 	}

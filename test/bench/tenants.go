@@ -55,99 +55,205 @@ type tenantChange struct {
 	toReady, toPublish time.Duration
 }
 
+// tenantsRun is what scenario 6 sets up and measures.
+type tenantsRun struct {
+	sim              *apisim.Server
+	agentsA, agentsB []string
+	nsA, nsB         string
+	// neededA is the number of calls tenant A's rollout needs, and bound
+	// its lower bound: neededA at the rate of the budget.
+	neededA int
+	bound   time.Duration
+	changes []tenantChange
+	// changesFrom is when tenant B's changes may start; zero for at once.
+	changesFrom time.Time
+	// start is tenant A's first create, and created how long the creates
+	// took.
+	start   time.Time
+	created time.Duration
+	// firstChange and lastChange are when tenant B made its first and last
+	// change, and waitingA how many of tenant A's AgentActions were not
+	// Ready at the last.
+	firstChange, lastChange time.Time
+	waitingA                int
+	// readyAt is when all of tenant A's AgentActions were Ready, and wallA
+	// the time from the first create to all Ready and all agents
+	// published.
+	readyAt time.Time
+	wallA   time.Duration
+	reqs    []apisim.Request
+	writes  kubeCounts
+	st      procStats
+}
+
 // scenario6 is two tenants on one operator: tenant A's backlog at its
 // budget must not slow tenant B.
 func (b *bench) scenario6(ctx context.Context, t *table) error {
+	r, err := b.setupTenants(ctx, t)
+	if err != nil {
+		return err
+	}
+	if err := b.prepareTenantB(ctx, t, r); err != nil {
+		return err
+	}
+	watch, stopWatch, err := b.watchReady(ctx, r.nsB)
+	if err != nil {
+		return err
+	}
+	defer stopWatch()
+	if err := b.measureTenants(ctx, r, watch); err != nil {
+		return err
+	}
+	b.reportTenants(t, r)
+	return nil
+}
+
+// setupTenants makes scenario 6's simulator, with an environment and agents
+// for each tenant, and the namespace of each tenant.
+func (b *bench) setupTenants(ctx context.Context, t *table) (*tenantsRun, error) {
 	sz := b.sz
 	nA, aAgents, rpm := sz.s6AActions, sz.s6AAgents, sz.s6RPM
-	nB, bAgents, every := sz.s6BChanges, sz.s6BAgents, sz.s6BEvery
-	sim, agentsA := b.newSim("s6a", aAgents, apisim.WithRateLimit(rpm))
-	sim.AddEnvironment(tenantBEnv, tenantBToken)
-	agentsB := addAgents(sim, tenantBEnv, "s6b", bAgents)
-	nsA, nsB := "bench-s6-a", "bench-s6-b"
-	if err := b.setupNamespace(ctx, nsA, sim, envOptions{rpm: int32(rpm), policy: agentsv1alpha1.PublishPolicyAuto}); err != nil {
-		return err
+	bAgents, every := sz.s6BAgents, sz.s6BEvery
+	r := &tenantsRun{nsA: "bench-s6-a", nsB: "bench-s6-b"}
+	r.sim, r.agentsA = b.newSim("s6a", aAgents, apisim.WithRateLimit(rpm))
+	r.sim.AddEnvironment(tenantBEnv, tenantBToken)
+	r.agentsB = addAgents(r.sim, tenantBEnv, "s6b", bAgents)
+	if err := b.setupNamespace(ctx, r.nsA, r.sim, envOptions{rpm: int32(rpm), policy: agentsv1alpha1.PublishPolicyAuto}); err != nil {
+		return nil, err
 	}
-	if err := b.setupNamespace(ctx, nsB, sim,
+	if err := b.setupNamespace(ctx, r.nsB, r.sim,
 		envOptions{rpm: int32(rpm), policy: agentsv1alpha1.PublishPolicyAuto, token: tenantBToken}); err != nil {
-		return err
+		return nil, err
 	}
-	neededA := nA + 2*aAgents
-	bound := time.Duration(float64(neededA) / float64(rpm) * float64(time.Minute))
+	r.neededA = nA + 2*aAgents
+	r.bound = time.Duration(float64(r.neededA) / float64(rpm) * float64(time.Minute))
 	t.note("Tenants A (namespace %s) and B (namespace %s): each its own Environment, token Secret and simulator environment, "+
 		"on one simulator that limits every token to %d/min with 429; both Environments: publishPolicy Auto, requestsPerMinute %d.",
-		nsA, nsB, rpm, rpm)
+		r.nsA, r.nsB, rpm, rpm)
 	t.note("B's AgentAction i belongs to agent i mod %d; change j edits the description of AgentAction j (one change per AgentAction), "+
 		"so each agent of B changes every %s, more than the default 5s --publish-quiet-period.", bAgents, time.Duration(bAgents)*every)
+	return r, nil
+}
 
-	// B's initial rollout, not measured.
-	if err := b.initialRollout(ctx, nsB, sim, agentsB, nB); err != nil {
+// prepareTenantB makes tenant B's initial rollout, not measured, lists the
+// changes B will make and decides when they may start. It then resets the
+// simulator's request log.
+func (b *bench) prepareTenantB(ctx context.Context, t *table, r *tenantsRun) error {
+	nA, nB, bAgents, rpm := b.sz.s6AActions, b.sz.s6BChanges, b.sz.s6BAgents, b.sz.s6RPM
+	if err := b.initialRollout(ctx, r.nsB, r.sim, r.agentsB, nB); err != nil {
 		return fmt.Errorf("tenant B's initial rollout: %w", err)
 	}
-	changes := make([]tenantChange, nB)
-	for i := range changes {
-		a := newAction(nsB, i, agentsB)
-		act, ok := sim.ActionByNodeID(a.Spec.AgentID, a.Spec.NodeID)
-		if !ok {
-			return fmt.Errorf("tenant B's action %s is not in the simulator after the initial rollout", a.Spec.NodeID)
-		}
-		changes[i] = tenantChange{name: a.Name, agent: a.Spec.AgentID, actionID: act.ID}
+	changes, err := tenantChanges(r.sim, r.nsB, r.agentsB, nB)
+	if err != nil {
+		return err
 	}
+	r.changes = changes
 	// B's changes may start at once unless the initial rollout and the
 	// changes (an upsert, an agent read and a publish each) would not fit
 	// one window of B's budget: then they wait until the initial rollout's
 	// calls have left the simulator's window, so B is paced by A or not
 	// at all, never by its own budget.
-	var changesFrom time.Time
 	initCalls := nB + 2*bAgents
 	if initCalls+3*nB > rpm {
-		last := lastRequest(sim.Requests(), tenantBEnv)
-		changesFrom = last.Add(time.Minute + time.Second)
+		last := lastRequest(r.sim.Requests(), tenantBEnv)
+		r.changesFrom = last.Add(time.Minute + time.Second)
 		t.note("B's initial rollout (%d calls) and its changes (%d calls) would exceed B's %d/min, "+
 			"so the changes start 61 s after the initial rollout's last call.", initCalls, 3*nB, rpm)
 	}
 	b.logf("  tenant B's initial rollout of %d AgentActions done; creating tenant A's %d", nB, nA)
-	sim.Reset()
+	r.sim.Reset()
+	return nil
+}
 
-	watch, stopWatch, err := b.watchReady(ctx, nsB)
-	if err != nil {
-		return err
+// tenantChanges returns the n changes of tenant B, one for each of its
+// AgentActions in ns, with the IDs the simulator gave their actions.
+func tenantChanges(sim *apisim.Server, ns string, agents []string, n int) ([]tenantChange, error) {
+	changes := make([]tenantChange, n)
+	for i := range changes {
+		a := newAction(ns, i, agents)
+		act, ok := sim.ActionByNodeID(a.Spec.AgentID, a.Spec.NodeID)
+		if !ok {
+			return nil, fmt.Errorf("tenant B's action %s is not in the simulator after the initial rollout", a.Spec.NodeID)
+		}
+		changes[i] = tenantChange{name: a.Name, agent: a.Spec.AgentID, actionID: act.ID}
 	}
-	defer stopWatch()
-	pubs0 := publishCounts(sim, agentsA)
+	return changes, nil
+}
+
+// measureTenants is the measured part of scenario 6: tenant A's rollout
+// with tenant B's changes during it, until both are done and a little
+// longer. It records the API calls, the Kubernetes writes and the
+// manager's resources of that window.
+func (b *bench) measureTenants(ctx context.Context, r *tenantsRun, watch *readyWatch) error {
+	pubs0 := publishCounts(r.sim, r.agentsA)
 	pw := b.beginProc()
 	k0, err := b.kubeWrites(ctx)
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	if err := b.createActions(ctx, nsA, nA, agentsA, nil); err != nil {
+	if err := b.runTenants(ctx, r); err != nil {
 		return err
 	}
-	created := time.Since(start)
-	if err := sleepCtx(ctx, time.Until(changesFrom)); err != nil {
+	if err := b.waitTenantA(ctx, r, pubs0); err != nil {
 		return err
 	}
-	b.logf("  tenant A's %d AgentActions created in %s; tenant B makes %d changes, one every %s", nA, secs(created), nB, every)
-	firstChange := time.Now()
-	for j := range changes {
-		if err := sleepCtx(ctx, time.Until(firstChange.Add(time.Duration(j)*every))); err != nil {
-			return err
-		}
-		if err := b.changeAction(ctx, nsB, j, &changes[j]); err != nil {
-			return err
-		}
+	b.waitTenantB(ctx, r, watch)
+	if _, err := b.waitActions(ctx, r.nsA, b.sz.s6AActions, "reporting AgentPublished=True", isPublished, time.Minute); err != nil {
+		return fmt.Errorf("tenant A: %w", err)
 	}
-	lastChange := time.Now()
-	waitingA := b.countNot(nsA, isReady)
+	// Watch a little longer: a late or repeated call would show here.
+	if err := sleepCtx(ctx, 5*time.Second); err != nil {
+		return err
+	}
+	r.reqs = r.sim.Requests()
+	measureChanges(r.changes, watch, r.reqs)
+	k1, err := b.kubeWrites(ctx)
+	if err != nil {
+		return err
+	}
+	r.st = pw.end()
+	r.writes = k1.sub(k0)
+	return nil
+}
 
-	deadline := 3*bound + 2*time.Minute
-	readyAt, err := b.waitActions(ctx, nsA, nA, "Ready", isReady, deadline-time.Since(start))
+// runTenants creates tenant A's AgentActions, then makes tenant B's
+// changes, one every s6BEvery from changesFrom on, and records when.
+func (b *bench) runTenants(ctx context.Context, r *tenantsRun) error {
+	nA, nB, every := b.sz.s6AActions, b.sz.s6BChanges, b.sz.s6BEvery
+	r.start = time.Now()
+	if err := b.createActions(ctx, r.nsA, nA, r.agentsA, nil); err != nil {
+		return err
+	}
+	r.created = time.Since(r.start)
+	if err := sleepCtx(ctx, time.Until(r.changesFrom)); err != nil {
+		return err
+	}
+	b.logf("  tenant A's %d AgentActions created in %s; tenant B makes %d changes, one every %s", nA, secs(r.created), nB, every)
+	r.firstChange = time.Now()
+	for j := range r.changes {
+		if err := sleepCtx(ctx, time.Until(r.firstChange.Add(time.Duration(j)*every))); err != nil {
+			return err
+		}
+		if err := b.changeAction(ctx, r.nsB, j, &r.changes[j]); err != nil {
+			return err
+		}
+	}
+	r.lastChange = time.Now()
+	r.waitingA = b.countNot(r.nsA, isReady)
+	return nil
+}
+
+// waitTenantA waits, within scenario 6's deadline, until all of tenant A's
+// AgentActions are Ready and all its agents published, and records when.
+func (b *bench) waitTenantA(ctx context.Context, r *tenantsRun, pubs0 map[string]int) error {
+	nA := b.sz.s6AActions
+	deadline := 3*r.bound + 2*time.Minute
+	readyAt, err := b.waitActions(ctx, r.nsA, nA, "Ready", isReady, deadline-time.Since(r.start))
 	if err != nil {
 		return fmt.Errorf("tenant A: %w", err)
 	}
-	b.logf("  tenant A: %d Ready after %s; waiting for the publishes", nA, secs(readyAt.Sub(start)))
-	publishedAt, err := waitSim(ctx, "publishing tenant A's agents", deadline-time.Since(start), allPublished(sim, agentsA, pubs0))
+	b.logf("  tenant A: %d Ready after %s; waiting for the publishes", nA, secs(readyAt.Sub(r.start)))
+	publishedAt, err := waitSim(ctx, "publishing tenant A's agents", deadline-time.Since(r.start), allPublished(r.sim, r.agentsA, pubs0))
 	if err != nil {
 		return fmt.Errorf("tenant A: %w", err)
 	}
@@ -155,9 +261,25 @@ func (b *bench) scenario6(ctx context.Context, t *table) error {
 	if readyAt.After(doneA) {
 		doneA = readyAt
 	}
-	wallA := doneA.Sub(start)
+	r.readyAt, r.wallA = readyAt, doneA.Sub(r.start)
+	return nil
+}
+
+// waitTenantB waits a minute at most for tenant B's changes to be Ready
+// and published, and logs those that are not.
+func (b *bench) waitTenantB(ctx context.Context, r *tenantsRun, watch *readyWatch) {
 	// B has had all of A's rollout; a minute more is for the last publish.
-	_, errB := waitSim(ctx, "tenant B's changes Ready and published", time.Minute, func() (bool, string) {
+	_, errB := waitSim(ctx, "tenant B's changes Ready and published", time.Minute, changesDone(r.changes, watch, r.sim))
+	if errB != nil {
+		b.logf("  tenant B: %v", errB)
+	}
+}
+
+// changesDone returns the condition, for waitSim, that all the changes are
+// Ready and published; it measures them as it goes and names the first
+// five that are not.
+func changesDone(changes []tenantChange, watch *readyWatch, sim *apisim.Server) func() (bool, string) {
+	return func() (bool, string) {
 		measureChanges(changes, watch, sim.Requests())
 		var waiting []string
 		for _, c := range changes {
@@ -169,27 +291,35 @@ func (b *bench) scenario6(ctx context.Context, t *table) error {
 			waiting = append(waiting[:5], "...")
 		}
 		return len(waiting) == 0, "not yet Ready and published: " + strings.Join(waiting, ", ")
-	})
-	if errB != nil {
-		b.logf("  tenant B: %v", errB)
 	}
-	if _, err := b.waitActions(ctx, nsA, nA, "reporting AgentPublished=True", isPublished, time.Minute); err != nil {
-		return fmt.Errorf("tenant A: %w", err)
-	}
-	// Watch a little longer: a late or repeated call would show here.
-	if err := sleepCtx(ctx, 5*time.Second); err != nil {
-		return err
-	}
-	reqs := sim.Requests()
-	measureChanges(changes, watch, reqs)
-	apiA, apiB := countsFor(reqs, simEnv), countsFor(reqs, tenantBEnv)
-	k1, err := b.kubeWrites(ctx)
-	if err != nil {
-		return err
-	}
-	st := pw.end()
-	writes := k1.sub(k0)
+}
 
+// reportTenants adds scenario 6's rows to t.
+func (b *bench) reportTenants(t *table, r *tenantsRun) {
+	nA, aAgents, nB := b.sz.s6AActions, b.sz.s6AAgents, b.sz.s6BChanges
+	t.info("tenant A: AgentActions created by the benchmark in", "%s", secs(r.created))
+	t.info("tenant B: changes made, from / to (after A's first create)", "%d, %s / %s",
+		nB, secs(r.firstChange.Sub(r.start)), secs(r.lastChange.Sub(r.start)))
+	t.info("tenant A: AgentActions not yet Ready at B's last change", "%d of %d", r.waitingA, nA)
+	if r.waitingA == 0 {
+		t.note("A's backlog had drained before B's last change: this run does not measure B behind A's backlog.")
+	}
+	reportChanges(t, r.changes)
+	t.info("tenant A: calls needed: POSTs + agent reads + publishes", "%d + %d + %d = %d", nA, aAgents, aAgents, r.neededA)
+	t.info("tenant A: lower bound: calls needed / rate", "%s", secs(r.bound))
+	t.checkBound("tenant A: wall time, first create to all Ready and all agents published", r.wallA, r.bound)
+	t.info("  ratio to the lower bound", "%.3f", float64(r.wallA)/float64(r.bound))
+	t.info("  all Ready at", "%s", secs(r.readyAt.Sub(r.start)))
+	reportTenantCalls(t, r.reqs, b.sz.s6RPM)
+	t.writes("", r.writes)
+	t.writesPerAction("", "", nA+nB, "created or changed", r.writes)
+	t.proc(r.st, 0)
+}
+
+// reportChanges adds the rows of tenant B's times to Ready and to publish
+// per change to t.
+func reportChanges(t *table, changes []tenantChange) {
+	nB := len(changes)
 	toReady, toPublish := make([]time.Duration, nB), make([]time.Duration, nB)
 	for i, c := range changes {
 		toReady[i], toPublish[i] = c.toReady, c.toPublish
@@ -197,13 +327,6 @@ func (b *bench) scenario6(ctx context.Context, t *table) error {
 	slices.Sort(toReady)
 	slices.Sort(toPublish)
 
-	t.info("tenant A: AgentActions created by the benchmark in", "%s", secs(created))
-	t.info("tenant B: changes made, from / to (after A's first create)", "%d, %s / %s",
-		nB, secs(firstChange.Sub(start)), secs(lastChange.Sub(start)))
-	t.info("tenant A: AgentActions not yet Ready at B's last change", "%d of %d", waitingA, nA)
-	if waitingA == 0 {
-		t.note("A's backlog had drained before B's last change: this run does not measure B behind A's backlog.")
-	}
 	p99 := percentile(toReady, 0.99)
 	t.info("tenant B: time to Ready per change, p50", "%s", durString(percentile(toReady, 0.50)))
 	t.check("tenant B: time to Ready per change, p99", durString(p99), "< 2 s", p99 < 2*time.Second)
@@ -216,11 +339,12 @@ func (b *bench) scenario6(ctx context.Context, t *table) error {
 	if n := countNever(toPublish); n > 0 {
 		t.info("  tenant B: changes whose agent was not published after them", "%d of %d", n, nB)
 	}
-	t.info("tenant A: calls needed: POSTs + agent reads + publishes", "%d + %d + %d = %d", nA, aAgents, aAgents, neededA)
-	t.info("tenant A: lower bound: calls needed / rate", "%s", secs(bound))
-	t.checkBound("tenant A: wall time, first create to all Ready and all agents published", wallA, bound)
-	t.info("  ratio to the lower bound", "%.3f", float64(wallA)/float64(bound))
-	t.info("  all Ready at", "%s", secs(readyAt.Sub(start)))
+}
+
+// reportTenantCalls adds the rows of each tenant's API calls, 429s and
+// busiest 60 s window against its limit of rpm to t.
+func reportTenantCalls(t *table, reqs []apisim.Request, rpm int) {
+	apiA, apiB := countsFor(reqs, simEnv), countsFor(reqs, tenantBEnv)
 	t.check("tenant A: 429 answers received", fmt.Sprint(apiA.tooMany), "= 0", apiA.tooMany == 0)
 	t.check("tenant B: 429 answers received", fmt.Sprint(apiB.tooMany), "= 0", apiB.tooMany == 0)
 	for _, tn := range []struct {
@@ -236,10 +360,6 @@ func (b *bench) scenario6(ctx context.Context, t *table) error {
 			t.info("  a 429", "%s", r)
 		}
 	}
-	t.writes("", writes)
-	t.writesPerAction("", "", nA+nB, "created or changed", writes)
-	t.proc(st, 0)
-	return nil
 }
 
 // addAgents adds n agents of env to sim, published and ready to publish,
