@@ -72,7 +72,7 @@ type EnvironmentSpec struct {
 	// in-cluster Service names (*.svc).
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getHostname() != '' && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() in ['localhost', '::1'] || url(self).getHostname().matches('^127[.][0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}$') || url(self).getHostname().endsWith('.svc') || url(self).getHostname().endsWith('.svc.cluster.local'))))",message="apiURL must be an https URL (plain http is allowed only for loopback hosts and in-cluster *.svc names)"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getHostname() != '' && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() in ['localhost', '::1'] || self.matches('^http://127[.][0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}(:[0-9]+)?(/.*)?$') || url(self).getHostname().endsWith('.svc') || url(self).getHostname().endsWith('.svc.cluster.local'))))",message="apiURL must be an https URL (plain http is allowed only for loopback hosts and in-cluster *.svc names)"
 	APIURL string `json:"apiURL,omitempty"`
 
 	// tokenSecretRef selects the Secret key that holds the environment token

@@ -35,10 +35,15 @@ import (
 //   - lastArrival keeps a publish back while changes are still arriving;
 //     without it the publish goes as soon as the agent is settled, which at
 //     worst costs a second publish in a rollout that was still arriving;
-//   - owed caches status.pendingPublishes until the cache shows the write;
+//   - owed and removed cache this process's writes of
+//     status.pendingPublishes (an entry added, an entry removed) until the
+//     informer's copy of the environment shows them, so that no decision is
+//     made on a copy older than the write;
 //   - draftRollout remembers that the agent was found in draft before this
 //     rollout; without it the agent is read once more, and found in draft
-//     again (the operator's own changes leave it there).
+//     again (the operator's own changes leave it there);
+//   - priorWanted says a change waits for the rollout to be prepared; the
+//     waiting AgentAction asks again after its requeue.
 //
 // It is safe for concurrent use.
 type agentActivity struct {
@@ -53,7 +58,18 @@ type activity struct {
 	published    bool // the publish call succeeded; its ledger entry is still to remove
 	lastArrival  time.Time
 	owed         bool
+	removed      bool
 	draftRollout bool
+	// priorWanted: a change waits for the rollout to be prepared.
+	priorWanted bool
+}
+
+// owes says whether the agent owes a publish: the ledger says so (inCache:
+// the informer's copy of status.pendingPublishes lists it), unless this
+// process removed the entry and the copy is older than that; or this
+// process added it and the copy is older than that.
+func (a *activity) owes(inCache bool) bool {
+	return a.owed || (inCache && !a.removed)
 }
 
 var (
@@ -87,7 +103,8 @@ func (t *agentActivity) begin(key agentKey, needPrior, ledgered bool) error {
 	switch {
 	case a.publishing:
 		return errPublishing
-	case needPrior && !ledgered && !a.owed && !a.draftRollout:
+	case needPrior && !a.owes(ledgered) && !a.draftRollout:
+		a.priorWanted = true
 		return errPriorUnknown
 	}
 	a.inflight++

@@ -116,7 +116,8 @@ const (
 
 // decidePublish is the pure decision of the publish controller.
 func decidePublish(in publishInputs) (publishStep, time.Duration) {
-	settled := in.activity.inflight == 0 && !slices.ContainsFunc(in.actions, func(a AgentAction) bool { return !isSettled(&a) })
+	settled := in.activity.inflight == 0 && !in.activity.priorWanted &&
+		!slices.ContainsFunc(in.actions, func(a AgentAction) bool { return !isSettled(&a) })
 	switch {
 	case !settled && !in.known && in.policy != agentsv1alpha1.PublishPolicyManual:
 		return stepPrepare, 0
@@ -173,8 +174,13 @@ func (r *AgentPublishReconciler) Reconcile(ctx context.Context, key agentKey) (c
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	inCache := slices.Contains(env.Status.PendingPublishes, key.agentID)
+	if !inCache {
+		// The informer's copy shows the removal (or never had the entry).
+		r.Activity.update(key, func(a *activity) { a.removed = false })
+	}
 	act := r.Activity.snapshot(key)
-	owed := act.owed || slices.Contains(env.Status.PendingPublishes, key.agentID)
+	owed := act.owes(inCache)
 	in := publishInputs{policy: EffectivePublishPolicy(env), owed: owed, known: owed || act.draftRollout,
 		actions: actions, activity: act, record: findRecord(&env.Status, key.agentID), now: r.now(),
 		quiet: r.Quiet, slowRetry: r.SlowRetry}
@@ -221,14 +227,14 @@ func (r *AgentPublishReconciler) prepare(ctx context.Context, key agentKey, api 
 		if err := r.Ledger.add(ctx, key.env, key.agentID); err != nil {
 			return ctrl.Result{}, fmt.Errorf("recording that agent %s owes a publish: %w", key.agentID, err)
 		}
-		r.Activity.update(key, func(a *activity) { a.owed = true })
+		r.Activity.update(key, func(a *activity) { a.owed, a.removed, a.priorWanted = true, false, false })
 	} else {
 		err := r.Ledger.record(ctx, key.env, agentsv1alpha1.AgentPublishStatus{AgentID: key.agentID,
 			Reason: agentsv1alpha1.ReasonAgentLeftInDraft, Message: leftInDraftMessage})
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		r.Activity.update(key, func(a *activity) { a.draftRollout = true })
+		r.Activity.update(key, func(a *activity) { a.draftRollout, a.priorWanted = true, false })
 	}
 	r.RequeueActions(key)
 	return ctrl.Result{}, nil
@@ -274,7 +280,7 @@ func (r *AgentPublishReconciler) publish(ctx context.Context, key agentKey, api 
 // first, so that no AgentAction reads it after the ledger says otherwise;
 // until the write succeeds the ledger still says owed.
 func (r *AgentPublishReconciler) settle(ctx context.Context, key agentKey, reason, message string) error {
-	r.Activity.update(key, func(a *activity) { a.owed = false })
+	r.Activity.update(key, func(a *activity) { a.owed, a.removed = false, true })
 	if err := r.Ledger.settle(ctx, key.env, agentsv1alpha1.AgentPublishStatus{AgentID: key.agentID, Reason: reason, Message: message}); err != nil {
 		return fmt.Errorf("recording the publish of agent %s: %w", key.agentID, err)
 	}

@@ -92,6 +92,10 @@ func TestDecidePublish(t *testing.T) {
 			in.owed, in.known = false, false
 			in.actions = append(in.actions, AgentAction{})
 		}), stepPrepare, 0},
+		"a settled agent whose change waits for the prior state": {base(func(in *publishInputs) {
+			in.owed, in.known = false, false
+			in.activity.priorWanted = true
+		}), stepPrepare, 0},
 		"Manual needs no prior state": {base(func(in *publishInputs) {
 			in.owed, in.known, in.policy = false, false, agentsv1alpha1.PublishPolicyManual
 			in.actions = append(in.actions, AgentAction{})

@@ -197,6 +197,10 @@ func (r *AgentActionReconciler) emitTransition(before, after *AgentAction) {
 		// The first sync of a new resource: the Created Event says it.
 		return
 	}
+	if oldReady != nil && oldReady.Reason == agentsv1alpha1.ReasonDrifted && newReady.Status == metav1.ConditionTrue {
+		// The DriftCorrected Event says it.
+		return
+	}
 	eventType := corev1.EventTypeWarning
 	if newReady.Status == metav1.ConditionTrue || newReady.Reason == agentsv1alpha1.ReasonPaused {
 		eventType = corev1.EventTypeNormal

@@ -107,9 +107,8 @@ func changeWait(s *agentActionScope, err error) ctrl.Result {
 	if errors.Is(err, errPublishing) {
 		return ctrl.Result{RequeueAfter: time.Second}
 	}
-	s.outcome = outcome{kind: outcomeProgressing, reason: agentsv1alpha1.ReasonProgressing,
-		message: fmt.Sprintf("Reading whether agent %s is published before the operator changes it (publishPolicy %s).",
-			s.action.Spec.AgentID, EffectivePublishPolicy(s.env))}
+	// The read takes one call and the publish controller queues the
+	// AgentAction again at once: a status write for it would only cost.
 	return ctrl.Result{RequeueAfter: 30 * time.Second}
 }
 

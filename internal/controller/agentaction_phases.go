@@ -290,10 +290,13 @@ func (r *AgentActionReconciler) deleteReplaced(ctx context.Context, s *agentActi
 // trackAgent reports the agent's publish state, computed from what the
 // environment records (status.pendingPublishes and status.publishes).
 func (r *AgentActionReconciler) trackAgent(_ context.Context, s *agentActionScope) (ctrl.Result, error) {
-	owed := slices.Contains(s.env.Status.PendingPublishes, s.agent.agentID)
 	act := r.activity.snapshot(s.agent)
-	st, known := agentPublishState(EffectivePublishPolicy(s.env), owed || act.owed, findRecord(&s.env.Status, s.agent.agentID), act.draftRollout)
-	if !known {
+	owed := act.owes(slices.Contains(s.env.Status.PendingPublishes, s.agent.agentID))
+	st, known := agentPublishState(EffectivePublishPolicy(s.env), owed, findRecord(&s.env.Status, s.agent.agentID), act.draftRollout)
+	if !known || (s.upToDate && rolloutUnderWay(st) && findCondition(s.action.Status.Conditions, agentsv1alpha1.ConditionAgentPublished) != nil) {
+		// An AgentAction this rollout did not change keeps what it says
+		// until the rollout's outcome: one status write per rollout for
+		// it, not two.
 		return ctrl.Result{}, nil
 	}
 	s.outcome.publish = &st
@@ -301,6 +304,13 @@ func (r *AgentActionReconciler) trackAgent(_ context.Context, s *agentActionScop
 		s.action.Status.AgentStatus = st.agentStatus
 	}
 	return ctrl.Result{}, nil
+}
+
+// rolloutUnderWay says whether a publish state is that of a rollout still
+// under way (a publish owed, or the agent left in draft), rather than an
+// outcome.
+func rolloutUnderWay(st publishState) bool {
+	return st.reason == agentsv1alpha1.ReasonPublishPending || st.reason == agentsv1alpha1.ReasonAgentLeftInDraft
 }
 
 // beginChange starts a change of the agent (a push or a delete); endChange
