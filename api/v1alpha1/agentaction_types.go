@@ -355,11 +355,13 @@ type AgentActionStatus struct {
 	// +optional
 	RemoteUpdatedAt string `json:"remoteUpdatedAt,omitempty"`
 
-	// replacedID is the ID of a remote action the API replaced with a new
-	// one (it created an action instead of updating this one); the operator
-	// deletes it, so that no stale twin is left, and then clears this field.
+	// replacedId is the ID of the remote action that was superseded when
+	// the API created a new action (now status.id) instead of updating it;
+	// the operator deletes it, so that no stale twin is left, and then
+	// clears this field.
 	// +optional
-	ReplacedID string `json:"replacedID,omitempty"`
+	// +kubebuilder:validation:MaxLength=255
+	ReplacedID string `json:"replacedId,omitempty"`
 
 	// appliedHash is a hash of the last request body the API accepted,
 	// including referenced Secret values. It never holds the values

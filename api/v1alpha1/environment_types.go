@@ -113,8 +113,10 @@ type EnvironmentStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready is True when the token was found and the API last
-	// accepted it.
+	// conditions: Ready is True when the token Secret is present and no
+	// AgentAction using this environment had its last call refused with 401
+	// (its message then names one of them); Stalled is True while Ready is
+	// False.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -133,32 +135,34 @@ type EnvironmentStatus struct {
 	PendingPublishes []string `json:"pendingPublishes,omitempty"`
 
 	// publishes is the publish state of each agent the operator changed
-	// through this environment, one entry per agent, written when a rollout
-	// starts or a publish ends. It is recorded once per agent; the
-	// AgentPublished condition of each of the agent's AgentActions repeats
-	// it. Read-only.
+	// through this environment, one entry per agent: written when a rollout
+	// is prepared (before its first change), and when a publish is made,
+	// refused or fails. The AgentPublished condition of the agent's
+	// AgentActions repeats it. Read-only.
 	// +optional
 	// +listType=map
-	// +listMapKey=agentID
-	// +kubebuilder:validation:MaxItems=1000
+	// +listMapKey=agentId
+	// +kubebuilder:validation:MaxItems=10000
 	Publishes []AgentPublishStatus `json:"publishes,omitempty"`
 }
 
 // AgentPublishStatus is the publish state of one agent.
 type AgentPublishStatus struct {
-	// agentID is the agent's ID.
+	// agentId is the agent's ID.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
-	AgentID string `json:"agentID"`
+	AgentID string `json:"agentId"`
 	// reason is how the agent's last rollout ended or stands: Published,
-	// PublishPending, AgentNotReady, AgentNotFound or AgentLeftInDraft (see
-	// the AgentPublished condition of AgentAction).
+	// PublishPending, AgentNotReady, AgentNotFound, AgentLeftInDraft or
+	// ManualPublish (the reasons of the AgentPublished condition of
+	// AgentAction).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	Reason string `json:"reason"`
-	// message says more, for people.
+	// message says what happened in words: the API's answer when it
+	// refused or failed to publish, or what the rollout waits for.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	Message string `json:"message,omitempty"`

@@ -77,11 +77,14 @@ func (r *AgentDriftReconciler) Reconcile(ctx context.Context, key agentKey) (ctr
 		return ctrl.Result{}, nil
 	}
 	env, api, err := r.Resolve(ctx, key)
+	if apierrors.IsNotFound(err) {
+		r.schedule.Delete(key)
+		return ctrl.Result{}, nil
+	}
 	if err != nil {
 		// The AgentActions report why the environment cannot be used; a
-		// change of it queues the agent again.
-		r.schedule.Delete(key)
-		return ctrl.Result{}, nil //nolint:nilerr // reported by the AgentActions
+		// change of it queues the agent again, and so does this requeue.
+		return ctrl.Result{RequeueAfter: resolveRetry}, nil //nolint:nilerr // reported by the AgentActions
 	}
 	interval := EffectiveDriftCheckInterval(env)
 	if interval <= 0 {
@@ -129,12 +132,18 @@ func jitter(interval time.Duration) time.Duration {
 }
 
 // driftCandidates are the AgentActions whose remote action is known to
-// match their spec: synced, not being deleted, not paused.
+// match their spec: Ready for their current generation with nothing under
+// way (a change waiting for its push, or a stalled one, is not compared
+// with the remote action it has not replaced yet), not being deleted, not
+// paused.
 func driftCandidates(actions []AgentAction) []*AgentAction {
 	var out []*AgentAction
 	for i := range actions {
 		a := &actions[i]
-		if a.Status.ID == "" || a.Status.AppliedHash == "" || !a.DeletionTimestamp.IsZero() || isPaused(a) {
+		if a.Status.ID == "" || a.Status.AppliedHash == "" || !a.DeletionTimestamp.IsZero() || isPaused(a) || !isSettled(a) {
+			continue
+		}
+		if c := findCondition(a.Status.Conditions, agentsv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
 			continue
 		}
 		out = append(out, a)

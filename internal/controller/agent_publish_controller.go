@@ -80,6 +80,10 @@ type AgentPublishReconciler struct {
 	requests chan event.TypedGenericEvent[agentKey]
 }
 
+// resolveRetry is how soon an agent-keyed controller tries again when its
+// environment cannot be used.
+const resolveRetry = time.Minute
+
 // publishInputs is what a publish decision is made from.
 type publishInputs struct {
 	policy   agentsv1alpha1.PublishPolicy
@@ -167,8 +171,9 @@ func (r *AgentPublishReconciler) Reconcile(ctx context.Context, key agentKey) (c
 	}
 	if err != nil {
 		// The AgentActions report why the environment cannot be used; a
-		// change of it queues the agent again.
-		return ctrl.Result{}, nil //nolint:nilerr // reported by the AgentActions
+		// change of it queues the agent again, and so does this requeue
+		// (a Secret read or a client build can fail without a change).
+		return ctrl.Result{RequeueAfter: resolveRetry}, nil //nolint:nilerr // reported by the AgentActions
 	}
 	actions, err := listAgentActions(ctx, r.Client, key)
 	if err != nil {
@@ -220,22 +225,31 @@ func (r *AgentPublishReconciler) prepare(ctx context.Context, key agentKey, api 
 			log.FromContext(ctx).Info("Failed to read the agent before its rollout; will retry", "agent", key.agentID, "error", err.Error())
 			return ctrl.Result{}, err
 		}
-		// A missing agent owes nothing: its AgentActions' pushes say why.
-		owes = err == nil && agent.CurrentStatus == talkover.AgentStatusPublished
+		if talkover.IsNotFound(err) {
+			// A missing agent owes nothing; its AgentActions' pushes say why.
+			return r.prepared(ctx, key, agentsv1alpha1.ReasonAgentNotFound,
+				"The agent was not found when the operator read it before its rollout: "+err.Error())
+		}
+		owes = agent.CurrentStatus == talkover.AgentStatusPublished
 	}
 	if owes {
 		if err := r.Ledger.add(ctx, key.env, key.agentID); err != nil {
 			return ctrl.Result{}, fmt.Errorf("recording that agent %s owes a publish: %w", key.agentID, err)
 		}
-		r.Activity.update(key, func(a *activity) { a.owed, a.removed, a.priorWanted = true, false, false })
-	} else {
-		err := r.Ledger.record(ctx, key.env, agentsv1alpha1.AgentPublishStatus{AgentID: key.agentID,
-			Reason: agentsv1alpha1.ReasonAgentLeftInDraft, Message: leftInDraftMessage})
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		r.Activity.update(key, func(a *activity) { a.draftRollout, a.priorWanted = true, false })
+		r.Activity.update(key, func(a *activity) { a.owed, a.removed, a.priorWanted, a.published = true, false, false, false })
+		r.RequeueActions(key)
+		return ctrl.Result{}, nil
 	}
+	return r.prepared(ctx, key, agentsv1alpha1.ReasonAgentLeftInDraft, leftInDraftMessage)
+}
+
+// prepared records a rollout that owes no publish (the agent was in draft,
+// or is gone) and lets the waiting AgentActions go.
+func (r *AgentPublishReconciler) prepared(ctx context.Context, key agentKey, reason, message string) (ctrl.Result, error) {
+	if err := r.Ledger.record(ctx, key.env, agentsv1alpha1.AgentPublishStatus{AgentID: key.agentID, Reason: reason, Message: message}); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.Activity.update(key, func(a *activity) { a.draftRollout, a.priorWanted = true, false })
 	r.RequeueActions(key)
 	return ctrl.Result{}, nil
 }
@@ -282,6 +296,9 @@ func (r *AgentPublishReconciler) publish(ctx context.Context, key agentKey, api 
 func (r *AgentPublishReconciler) settle(ctx context.Context, key agentKey, reason, message string) error {
 	r.Activity.update(key, func(a *activity) { a.owed, a.removed = false, true })
 	if err := r.Ledger.settle(ctx, key.env, agentsv1alpha1.AgentPublishStatus{AgentID: key.agentID, Reason: reason, Message: message}); err != nil {
+		// The ledger still says owed: so does this process, and the
+		// retry settles again.
+		r.Activity.update(key, func(a *activity) { a.owed, a.removed = true, false })
 		return fmt.Errorf("recording the publish of agent %s: %w", key.agentID, err)
 	}
 	r.Activity.update(key, func(a *activity) { a.published = false })
@@ -453,7 +470,7 @@ func agentPublishState(policy agentsv1alpha1.PublishPolicy, owed bool, rec *agen
 	case owed:
 		return publishState{reason: agentsv1alpha1.ReasonPublishPending, agentStatus: talkover.AgentStatusDraft,
 			message: pendingMessage}, true
-	case draftRollout:
+	case draftRollout && (rec == nil || rec.Reason != agentsv1alpha1.ReasonAgentNotFound):
 		return publishState{reason: agentsv1alpha1.ReasonAgentLeftInDraft, agentStatus: talkover.AgentStatusDraft,
 			message: leftInDraftMessage}, true
 	case rec == nil || rec.Reason == agentsv1alpha1.ReasonPublishPending || rec.Reason == agentsv1alpha1.ReasonAgentNotReady:

@@ -95,7 +95,7 @@ func budgetWait(s *agentActionScope, err *talkover.BudgetError) ctrl.Result {
 		return ctrl.Result{RequeueAfter: err.RetryAfter + time.Duration(rand.Float64()*0.2*float64(err.RetryAfter))} //nolint:gosec // jitter
 	}
 	s.outcome = outcome{kind: outcomeProgressing, reason: agentsv1alpha1.ReasonWaitingForBudget,
-		message: fmt.Sprintf("Waiting for a free slot in the request budget of the environment's token (%s); the push has a booked slot.", budgetOf(s.env))}
+		message: fmt.Sprintf("Waiting for a free slot in the request budget of the environment's token (%s); the call has a booked slot.", budgetOf(s.env))}
 	return ctrl.Result{RequeueAfter: err.RetryAfter}
 }
 

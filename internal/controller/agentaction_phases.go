@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -204,9 +205,19 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 	// leaves: a resource whose requests never left has none, and its
 	// deletion needs no call.
 	readVersion := a.ResourceVersion
+	patchStart := time.Now()
 	if err := r.ensureFinalizer(ctx, s); err != nil {
 		r.endChange(s)
 		return ctrl.Result{}, err
+	}
+	if time.Since(patchStart) > talkover.ClaimGrace {
+		// The slot is too old to be used now (the budget's per-minute
+		// guarantee allows a request to leave at most ClaimGrace after its
+		// slot): take a new one.
+		if callCtx, err = s.api.Reserve(talkover.WithTurn(ctx, actionTurn(a), a.Namespace, pushPriority(a))); err != nil {
+			r.endChange(s)
+			return r.apiError(ctx, s, err)
+		}
 	}
 	remote, err := s.api.UpsertAction(callCtx, a.Spec.AgentID, s.request)
 	r.endChange(s)
@@ -271,6 +282,11 @@ func (r *AgentActionReconciler) deleteReplaced(ctx context.Context, s *agentActi
 	if oldID == "" {
 		return ctrl.Result{}, nil
 	}
+	// A delete is a change of the agent: the publish waits for it.
+	if err := r.beginChange(ctx, s); err != nil {
+		return changeWait(s, err), nil
+	}
+	defer r.endChange(s)
 	err := s.api.DeleteAction(talkover.WithTurn(ctx, actionTurn(a), a.Namespace, talkover.PriorityHigh), a.Spec.AgentID, oldID)
 	if wait, ok := notSent(err); ok {
 		return ctrl.Result{RequeueAfter: wait}, nil

@@ -26,7 +26,7 @@ import (
 // controllers get one per Environment from a ClientFactory;
 // *talkover.Client implements it.
 type ActionAPI interface {
-	// Reserve is called right before a push or a delete: it takes a slot of
+	// Reserve is called right before a push: it takes a slot of
 	// the credential's request budget for the next call made with the
 	// returned context, or fails at once (a *talkover.BudgetError or a
 	// *talkover.CircuitOpenError saying when to come back). The caller

@@ -43,8 +43,8 @@ import (
 // are usable: the token Secret exists, and the API has not refused the
 // token. It makes no API call of its own: what the API said is read from
 // the AgentActions that use the environment (their Ready reason is
-// Unauthorized or Forbidden when their last call was refused with 401 or
-// 403), so it survives a restart and a user sees where it comes from.
+// Unauthorized when their last call was refused with 401), so it survives
+// a restart and a user sees where it comes from.
 type EnvironmentReconciler struct {
 	client.Client
 	APIReader client.Reader
@@ -250,7 +250,7 @@ func environmentOfAction(cluster bool) handler.MapFunc {
 }
 
 // refusalChanged passes AgentAction events that change whether its last
-// call was refused with 401 or 403.
+// call was refused with 401.
 type refusalChanged struct {
 	predicate.Funcs
 }

@@ -464,7 +464,9 @@ func (c *Client) reserve(ctx context.Context, op string) error {
 		c.metrics.observeWait(pause)
 		return &BudgetError{Op: op, RetryAfter: pause, Paused: true}
 	}
-	if c.limiter.Busy() {
+	if c.limiter.Busy() && !c.limiter.HasBooking(t.key) {
+		// A caller with a booked slot keeps it: it would be lost if the
+		// caller came back after the slot.
 		return &BudgetError{Op: op, RetryAfter: BusyRetry, Busy: true}
 	}
 	if d := c.limiter.Reserve(t.key, t.group, t.priority); d > 0 {

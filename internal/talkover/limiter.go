@@ -102,7 +102,7 @@ func turnFrom(ctx context.Context) (turn, bool) {
 // it is due.
 //
 // The budget is GCRA (generic cell rate algorithm) with a small burst
-// b = clamp(rpm/20, 1, 10) and an emission interval
+// b = clamp(rpm/50, 1, 10) and an emission interval
 // I = (60s+windowSlack)/(rpm-b+1) + 1ns. Any n admissions satisfy
 // last-first >= (n-b)*I, so a window of 60s+windowSlack admits at most
 // rpm requests: the server's per-minute quota is never exceeded, even by
@@ -337,6 +337,17 @@ func (l *Limiter) Done(id uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.inflight, id)
+}
+
+// HasBooking reports whether key holds a booked slot.
+func (l *Limiter) HasBooking(key string) bool {
+	if l == nil || key == "" {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.bookings[key]
+	return ok
 }
 
 // Busy reports whether MaxSlowInFlight calls of the budget have been under
