@@ -167,7 +167,9 @@ func (r *AgentDriftReconciler) record(ctx context.Context, checked []*AgentActio
 		if why == "" {
 			continue
 		}
+		// The list shares the cache's objects: write a copy.
 		before := a.DeepCopy()
+		a = a.DeepCopy()
 		markDrifted(a, why, !ok, metav1.NewTime(r.now()))
 		err := r.Status().Patch(ctx, a, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 		switch {
@@ -214,11 +216,14 @@ func (r *AgentDriftReconciler) now() time.Time {
 	return time.Now()
 }
 
-// listAgentActions lists the cached AgentActions of an agent.
+// listAgentActions lists the cached AgentActions of an agent. The items
+// are the cache's own objects, not copies (the agent-keyed controllers
+// list an agent's AgentActions on every event of one of them): callers
+// must not change them, and copy one before writing it.
 func listAgentActions(ctx context.Context, c client.Reader, key agentKey) ([]AgentAction, error) {
 	var list agentsv1alpha1.AgentActionList
 	if err := c.List(ctx, &list, client.InNamespace(key.env.Namespace),
-		client.MatchingFields{indexAgent: agentIndexKey(key)}); err != nil {
+		client.MatchingFields{indexAgent: agentIndexKey(key)}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	return list.Items, nil

@@ -347,7 +347,8 @@ func (r *AgentPublishReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // actionEvents queues the agent of every AgentAction event, and notes when
-// a change arrived (a create, a new generation, a deletion).
+// a change arrived (a create, a new generation, a deletion, a drift
+// finding).
 func (r *AgentPublishReconciler) actionEvents() handler.TypedEventHandler[*AgentAction, agentKey] {
 	enqueue := func(a *AgentAction, arrived bool, q workqueue.TypedRateLimitingInterface[agentKey]) {
 		key := agentOf(a)
@@ -362,7 +363,10 @@ func (r *AgentPublishReconciler) actionEvents() handler.TypedEventHandler[*Agent
 		},
 		UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[*AgentAction], q workqueue.TypedRateLimitingInterface[agentKey]) {
 			o, n := e.ObjectOld, e.ObjectNew
-			arrived := o.Generation != n.Generation || o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero()
+			// A drift finding (the applied hash cleared) is a change too:
+			// the findings of one check arrive one status write at a time.
+			arrived := o.Generation != n.Generation || o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero() ||
+				(o.Status.AppliedHash != "" && n.Status.AppliedHash == "")
 			enqueue(n, arrived, q)
 			if agentOf(o) != agentOf(n) {
 				enqueue(o, false, q)
