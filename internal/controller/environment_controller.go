@@ -127,21 +127,31 @@ func (r *EnvironmentReconciler) readiness(ctx context.Context, name types.Namesp
 	if key == "" {
 		key = agentsv1alpha1.DefaultTokenKey
 	}
-	_, err := readSecretValue(ctx, r.APIReader, secretNamespace, spec.TokenSecretRef.Name, key)
-	switch {
-	case errors.Is(err, errSecretMissing):
-		return metav1.Condition{Type: agentsv1alpha1.ConditionReady, Status: metav1.ConditionFalse,
-			Reason: agentsv1alpha1.ReasonSecretNotFound, Message: fmt.Sprintf("Cannot read the token: %s.", err.Error())}, nil
-	case err != nil:
+	_, secretErr := readSecretValue(ctx, r.APIReader, secretNamespace, spec.TokenSecretRef.Name, key)
+	if secretErr != nil && !errors.Is(secretErr, errSecretMissing) {
+		return metav1.Condition{}, secretErr
+	}
+	refused, err := r.refusedActions(ctx, name)
+	if err != nil {
 		return metav1.Condition{}, err
 	}
-	if refused, err := r.refusedActions(ctx, name); err != nil {
-		return metav1.Condition{}, err
-	} else if c, ok := refusalCondition(refused); ok {
-		return c, nil
+	return environmentReadiness(secretErr, refused), nil
+}
+
+// environmentReadiness is the Ready condition of an environment, from what
+// was read: the token Secret (secretErr wraps errSecretMissing when it or
+// its key is missing) and the AgentActions refused with 401. It is a pure
+// function.
+func environmentReadiness(secretErr error, refused []AgentAction) metav1.Condition {
+	if secretErr != nil {
+		return metav1.Condition{Type: agentsv1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: agentsv1alpha1.ReasonSecretNotFound, Message: fmt.Sprintf("Cannot read the token: %s.", secretErr.Error())}
+	}
+	if c, ok := refusalCondition(refused); ok {
+		return c
 	}
 	return metav1.Condition{Type: agentsv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
-		Reason: agentsv1alpha1.ReasonTokenValid, Message: "The token Secret is present and the API has not rejected it."}, nil
+		Reason: agentsv1alpha1.ReasonTokenValid, Message: "The token Secret is present and the API has not rejected it."}
 }
 
 // refusedActions lists the AgentActions of an environment (no namespace: a

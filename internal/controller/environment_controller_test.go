@@ -17,6 +17,7 @@ limitations under the License.
 package controller
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -56,6 +57,26 @@ func TestRefusalCondition(t *testing.T) {
 	unauthorized := refusedAction("a", agentsv1alpha1.ReasonUnauthorized)
 	if tokenRefused(&forbidden) || !tokenRefused(&unauthorized) {
 		t.Error("tokenRefused: only a 401 refuses the token")
+	}
+}
+
+func TestEnvironmentReadiness(t *testing.T) {
+	missing := fmt.Errorf("secret team/token: %w", errSecretMissing)
+	for name, tc := range map[string]struct {
+		secretErr  error
+		refused    []AgentAction
+		wantStatus metav1.ConditionStatus
+		wantReason string
+	}{
+		"Secret present, nothing refused": {nil, nil, metav1.ConditionTrue, agentsv1alpha1.ReasonTokenValid},
+		"Secret missing":                  {missing, nil, metav1.ConditionFalse, agentsv1alpha1.ReasonSecretNotFound},
+		"Secret missing and a 401":        {missing, []AgentAction{refusedAction("a", agentsv1alpha1.ReasonUnauthorized)}, metav1.ConditionFalse, agentsv1alpha1.ReasonSecretNotFound},
+		"a 401":                           {nil, []AgentAction{refusedAction("a", agentsv1alpha1.ReasonUnauthorized)}, metav1.ConditionFalse, agentsv1alpha1.ReasonUnauthorized},
+	} {
+		c := environmentReadiness(tc.secretErr, tc.refused)
+		if c.Type != agentsv1alpha1.ConditionReady || c.Status != tc.wantStatus || c.Reason != tc.wantReason {
+			t.Errorf("%s: %s=%s/%s, want Ready=%s/%s", name, c.Type, c.Status, c.Reason, tc.wantStatus, tc.wantReason)
+		}
 	}
 }
 
