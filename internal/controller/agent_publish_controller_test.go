@@ -144,3 +144,31 @@ func TestAgentPublishState(t *testing.T) {
 		}
 	}
 }
+
+// An AgentAction keeps its AgentPublished through a rollout only if it was
+// last pushed before the rollout was prepared; one pushed in it (even read
+// from a cache that has not seen its push, whose status the memory of the
+// push fills) is written PublishPending.
+func TestNotChangedSince(t *testing.T) {
+	prepared := metav1.NewTime(time.Date(2026, 12, 4, 10, 0, 5, 0, time.UTC))
+	rec := &agentsv1alpha1.AgentPublishStatus{AgentID: "a", Reason: agentsv1alpha1.ReasonPublishPending, LastTransitionTime: prepared}
+	at := func(sec int) *AgentAction {
+		a := settledAction(1)
+		a.Status.Conditions = append(a.Status.Conditions, metav1.Condition{Type: agentsv1alpha1.ConditionAgentPublished,
+			Status: metav1.ConditionTrue, Reason: agentsv1alpha1.ReasonAgentPublished})
+		ts := metav1.NewTime(time.Date(2026, 12, 4, 10, 0, sec, 0, time.UTC))
+		a.Status.LastSyncTime = &ts
+		return &a
+	}
+	if !notChangedSince(at(1), rec) {
+		t.Error("pushed before the rollout: should keep its condition")
+	}
+	if notChangedSince(at(5), rec) || notChangedSince(at(9), rec) {
+		t.Error("pushed in the rollout: should be written PublishPending")
+	}
+	published := *rec
+	published.Reason = agentsv1alpha1.ReasonAgentPublished
+	if notChangedSince(at(1), &published) || notChangedSince(at(1), nil) {
+		t.Error("no rollout under way in the record: nothing to keep")
+	}
+}

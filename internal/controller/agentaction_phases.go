@@ -308,8 +308,9 @@ func (r *AgentActionReconciler) deleteReplaced(ctx context.Context, s *agentActi
 func (r *AgentActionReconciler) trackAgent(_ context.Context, s *agentActionScope) (ctrl.Result, error) {
 	act := r.activity.snapshot(s.agent)
 	owed := act.owes(slices.Contains(s.env.Status.PendingPublishes, s.agent.agentID))
-	st, known := agentPublishState(EffectivePublishPolicy(s.env), owed, findRecord(&s.env.Status, s.agent.agentID), act.draftRollout)
-	if !known || (s.upToDate && rolloutUnderWay(st) && findCondition(s.action.Status.Conditions, agentsv1alpha1.ConditionAgentPublished) != nil) {
+	rec := findRecord(&s.env.Status, s.agent.agentID)
+	st, known := agentPublishState(EffectivePublishPolicy(s.env), owed, rec, act.draftRollout)
+	if !known || (rolloutUnderWay(st) && notChangedSince(s.action, rec)) {
 		// An AgentAction this rollout did not change keeps what it says
 		// until the rollout's outcome: one status write per rollout for
 		// it, not two.
@@ -320,6 +321,20 @@ func (r *AgentActionReconciler) trackAgent(_ context.Context, s *agentActionScop
 		s.action.Status.AgentStatus = st.agentStatus
 	}
 	return ctrl.Result{}, nil
+}
+
+// notChangedSince says whether an AgentAction was last pushed before the
+// rollout its agent's record describes was prepared (and has an
+// AgentPublished condition to keep). An AgentAction pushed in the same
+// second counts as changed.
+func notChangedSince(a *AgentAction, rec *agentsv1alpha1.AgentPublishStatus) bool {
+	if rec == nil || rec.Reason != agentsv1alpha1.ReasonPublishPending && rec.Reason != agentsv1alpha1.ReasonAgentLeftInDraft {
+		return false
+	}
+	if findCondition(a.Status.Conditions, agentsv1alpha1.ConditionAgentPublished) == nil || a.Status.LastSyncTime == nil {
+		return false
+	}
+	return a.Status.LastSyncTime.Before(&rec.LastTransitionTime)
 }
 
 // rolloutUnderWay says whether a publish state is that of a rollout still
