@@ -99,10 +99,12 @@ type EnvironmentSpec struct {
 
 	// driftCheckInterval is how often the operator lists each agent's
 	// actions to find changes made outside Kubernetes, for example
-	// "10m" (the default). "0s" disables drift checks.
+	// "10m" (the default): 0 (drift checks off) or from 1s to 24h.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$`
+	// +kubebuilder:validation:XValidation:rule="self == '0' || duration(self) == duration('0s') || (duration(self) >= duration('1s') && duration(self) <= duration('24h'))",message="driftCheckInterval must be 0 (drift checks off) or from 1s to 24h"
 	DriftCheckInterval *metav1.Duration `json:"driftCheckInterval,omitempty"`
 }
 

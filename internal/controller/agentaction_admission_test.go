@@ -23,6 +23,8 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -147,6 +149,38 @@ func TestAdmission(t *testing.T) {
 			tr.Annotations = map[string]string{agentsv1alpha1.PausedAnnotation: "true"}
 			tr.Spec.Type, tr.Spec.URL, tr.Spec.TransferTo = agentsv1alpha1.ActionTypeTransfer, "", number
 			g.Expect(k8sClient.Create(ctx, tr)).To(Succeed(), number)
+		}
+	})
+
+	t.Run("environment driftCheckInterval is 0 or 1s to 24h, a duration the operator can parse", func(t *testing.T) {
+		for interval, ok := range map[string]bool{
+			"0":        true,
+			"0s":       true,
+			"1s":       true,
+			"10m":      true,
+			"1h30m":    true,
+			"24h":      true,
+			"500ms":    false,
+			"24h1s":    false,
+			"9999999h": false, // accepted by the pattern, but too long for Go: it would break the informer
+			"10":       false,
+		} {
+			env := &agentsv1alpha1.Environment{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "env-"},
+				Spec:       agentsv1alpha1.EnvironmentSpec{TokenSecretRef: agentsv1alpha1.TokenSecretReference{Name: "token"}},
+			}
+			raw := &unstructured.Unstructured{}
+			content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(env)
+			NewWithT(t).Expect(err).NotTo(HaveOccurred())
+			raw.SetUnstructuredContent(content)
+			raw.SetGroupVersionKind(agentsv1alpha1.GroupVersion.WithKind("Environment"))
+			NewWithT(t).Expect(unstructured.SetNestedField(raw.Object, interval, "spec", "driftCheckInterval")).To(Succeed())
+			err = k8sClient.Create(ctx, raw)
+			if ok {
+				NewWithT(t).Expect(err).NotTo(HaveOccurred(), interval)
+			} else {
+				NewWithT(t).Expect(err).To(HaveOccurred(), interval)
+			}
 		}
 	})
 
