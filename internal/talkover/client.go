@@ -45,6 +45,11 @@ const (
 	DefaultThrottlePause = 10 * time.Second
 	// maxListPages bounds how many pages ListActions follows.
 	maxListPages = 100
+	// MaxIDLength bounds the remote IDs the client accepts: they are stored
+	// in the status of Kubernetes objects.
+	MaxIDLength = 255
+	// maxTimestampLength bounds the updated_at kept from an answer.
+	maxTimestampLength = 64
 )
 
 // Operation names, used in errors and as the "operation" metric label.
@@ -196,6 +201,13 @@ func (c *Client) UpsertAction(ctx context.Context, agentID string, req ActionReq
 	if a.ID == "" {
 		return nil, &InvalidResponseError{Op: OpUpsertAction, StatusCode: res.status, Reason: `missing "data.id"`}
 	}
+	if len(a.ID) > MaxIDLength || strings.IndexFunc(a.ID, unicode.IsControl) >= 0 {
+		// The ID is stored in status (and its bound is the CRD's): a
+		// longer or unprintable one is not an ID this client can use.
+		return nil, &InvalidResponseError{Op: OpUpsertAction, StatusCode: res.status,
+			Reason: fmt.Sprintf(`"data.id" is longer than %d bytes or has control characters`, MaxIDLength)}
+	}
+	a.UpdatedAt = sanitize(a.UpdatedAt, maxTimestampLength)
 	return &a, nil
 }
 

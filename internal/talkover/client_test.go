@@ -498,6 +498,10 @@ func errorCases() []errorCase {
 			kind: "invalid", status: 200, retryable: true, errString: `missing "data.id"`},
 		{name: "201 without data.id", handler: reply(201, `{"success":true,"data":{"id":""}}`),
 			kind: "invalid", status: 201, retryable: true, errString: `missing "data.id"`},
+		{name: "200 with an ID too long to store", handler: reply(200, `{"success":true,"data":{"id":"`+strings.Repeat("x", 256)+`"}}`),
+			kind: "invalid", status: 200, retryable: true, errString: `"data.id" is longer than 255 bytes`},
+		{name: "200 with a control character in the ID", handler: reply(200, `{"success":true,"data":{"id":"a\nb"}}`),
+			kind: "invalid", status: 200, retryable: true, errString: `control characters`},
 		{name: "200 data of the wrong type", handler: reply(200, `{"success":true,"data":{"id":"x","name":42}}`),
 			kind: "invalid", status: 200, retryable: true, errString: `data field "name" is a JSON number, want string`},
 		{name: "200 list data is an object", handler: reply(200, `{"success":true,"data":{"id":"x"}}`), call: list,
@@ -872,5 +876,18 @@ func TestClient_PauseBreakerAndCancelSendNothing(t *testing.T) {
 	}
 	if n := len(w.ts.recorded()); n != 0 {
 		t.Errorf("%d requests, want none", n)
+	}
+}
+
+// An answer's updated_at is kept in status: a long one is cut.
+func TestClient_UpsertCutsALongUpdatedAt(t *testing.T) {
+	ts := newTestServer(t, reply(200, `{"success":true,"data":{"id":"act-1","updated_at":"`+strings.Repeat("9", 5000)+`"}}`))
+	c := newTestClient(t, ts)
+	a, err := c.UpsertAction(context.Background(), testAgentID, docActionRequest1())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.UpdatedAt) > maxTimestampLength {
+		t.Errorf("updated_at of %d bytes kept, want at most %d", len(a.UpdatedAt), maxTimestampLength)
 	}
 }
