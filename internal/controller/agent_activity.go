@@ -35,10 +35,11 @@ import (
 //   - lastArrival keeps a publish back while changes are still arriving;
 //     without it the publish goes as soon as the agent is settled, which at
 //     worst costs a second publish in a rollout that was still arriving;
-//   - owed and removed cache this process's writes of
-//     status.pendingPublishes (an entry added, an entry removed) until the
-//     informer's copy of the environment shows them, so that no decision is
-//     made on a copy older than the write;
+//   - owed and ledgerKnown: once this process has written the agent's entry
+//     of status.pendingPublishes (added or removed it), it answers "owed?"
+//     from its own memory rather than from an informer copy that may be
+//     older than the write (the leader is the ledger's only writer); a new
+//     process starts from the status its informer lists;
 //   - draftRollout remembers that the agent was found in draft before this
 //     rollout; without it the agent is read once more, and found in draft
 //     again (the operator's own changes leave it there);
@@ -58,18 +59,20 @@ type activity struct {
 	published    bool // the publish call succeeded; its ledger entry is still to remove
 	lastArrival  time.Time
 	owed         bool
-	removed      bool
+	ledgerKnown  bool
 	draftRollout bool
 	// priorWanted: a change waits for the rollout to be prepared.
 	priorWanted bool
 }
 
-// owes says whether the agent owes a publish: the ledger says so (inCache:
-// the informer's copy of status.pendingPublishes lists it), unless this
-// process removed the entry and the copy is older than that; or this
-// process added it and the copy is older than that.
+// owes says whether the agent owes a publish: what this process last wrote
+// to the ledger, or, if it has written nothing for the agent, what the
+// informer's copy of status.pendingPublishes says (inCache).
 func (a *activity) owes(inCache bool) bool {
-	return a.owed || (inCache && !a.removed)
+	if a.ledgerKnown {
+		return a.owed
+	}
+	return inCache
 }
 
 var (

@@ -180,10 +180,6 @@ func (r *AgentPublishReconciler) Reconcile(ctx context.Context, key agentKey) (c
 		return ctrl.Result{}, err
 	}
 	inCache := slices.Contains(env.Status.PendingPublishes, key.agentID)
-	if !inCache {
-		// The informer's copy shows the removal (or never had the entry).
-		r.Activity.update(key, func(a *activity) { a.removed = false })
-	}
 	act := r.Activity.snapshot(key)
 	owed := act.owes(inCache)
 	in := publishInputs{policy: EffectivePublishPolicy(env), owed: owed, known: owed || act.draftRollout,
@@ -236,7 +232,7 @@ func (r *AgentPublishReconciler) prepare(ctx context.Context, key agentKey, api 
 		if err := r.Ledger.add(ctx, key.env, key.agentID); err != nil {
 			return ctrl.Result{}, fmt.Errorf("recording that agent %s owes a publish: %w", key.agentID, err)
 		}
-		r.Activity.update(key, func(a *activity) { a.owed, a.removed, a.priorWanted, a.published = true, false, false, false })
+		r.Activity.update(key, func(a *activity) { a.owed, a.ledgerKnown, a.priorWanted, a.published = true, true, false, false })
 		r.RequeueActions(key)
 		return ctrl.Result{}, nil
 	}
@@ -294,11 +290,11 @@ func (r *AgentPublishReconciler) publish(ctx context.Context, key agentKey, api 
 // first, so that no AgentAction reads it after the ledger says otherwise;
 // until the write succeeds the ledger still says owed.
 func (r *AgentPublishReconciler) settle(ctx context.Context, key agentKey, reason, message string) error {
-	r.Activity.update(key, func(a *activity) { a.owed, a.removed = false, true })
+	r.Activity.update(key, func(a *activity) { a.owed, a.ledgerKnown = false, true })
 	if err := r.Ledger.settle(ctx, key.env, agentsv1alpha1.AgentPublishStatus{AgentID: key.agentID, Reason: reason, Message: message}); err != nil {
 		// The ledger still says owed: so does this process, and the
 		// retry settles again.
-		r.Activity.update(key, func(a *activity) { a.owed, a.removed = true, false })
+		r.Activity.update(key, func(a *activity) { a.owed = true })
 		return fmt.Errorf("recording the publish of agent %s: %w", key.agentID, err)
 	}
 	r.Activity.update(key, func(a *activity) { a.published = false })

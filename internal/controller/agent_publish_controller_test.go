@@ -172,3 +172,21 @@ func TestNotChangedSince(t *testing.T) {
 		t.Error("no rollout under way in the record: nothing to keep")
 	}
 }
+
+// Once this process has written an agent's ledger entry, an informer copy
+// older than the write (listing an entry it removed, or not yet the one it
+// added) does not decide whether a publish is owed.
+func TestActivityOwes(t *testing.T) {
+	var fresh activity
+	if fresh.owes(false) || !fresh.owes(true) {
+		t.Error("with no write of its own, the process follows the status")
+	}
+	settled := activity{ledgerKnown: true}
+	if settled.owes(true) {
+		t.Error("an entry this process removed counts as owed again from an older copy")
+	}
+	added := activity{ledgerKnown: true, owed: true}
+	if !added.owes(false) {
+		t.Error("an entry this process added is not owed while the copy does not show it")
+	}
+}
