@@ -44,7 +44,9 @@ import (
 //     rollout; without it the agent is read once more, and found in draft
 //     again (the operator's own changes leave it there);
 //   - priorWanted says a change waits for the rollout to be prepared; the
-//     waiting AgentAction asks again after its requeue.
+//     waiting AgentAction asks again after its requeue (5 s); it is
+//     cleared when the change goes ahead, or when the publish controller
+//     finds the rollout prepared already.
 //
 // It is safe for concurrent use.
 type agentActivity struct {
@@ -110,6 +112,7 @@ func (t *agentActivity) begin(key agentKey, needPrior, ledgered bool) error {
 		a.priorWanted = true
 		return errPriorUnknown
 	}
+	a.priorWanted = false
 	a.inflight++
 	return nil
 }

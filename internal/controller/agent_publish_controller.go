@@ -182,6 +182,13 @@ func (r *AgentPublishReconciler) Reconcile(ctx context.Context, key agentKey) (c
 	inCache := slices.Contains(env.Status.PendingPublishes, key.agentID)
 	act := r.Activity.snapshot(key)
 	owed := act.owes(inCache)
+	if act.priorWanted && (owed || act.draftRollout) {
+		// A change waits for a rollout that is prepared already (its
+		// AgentAction read an older copy of the ledger): let it go.
+		r.Activity.update(key, func(a *activity) { a.priorWanted = false })
+		act.priorWanted = false
+		r.RequeueActions(key)
+	}
 	in := publishInputs{policy: EffectivePublishPolicy(env), owed: owed, known: owed || act.draftRollout,
 		actions: actions, activity: act, record: findRecord(&env.Status, key.agentID), now: r.now(),
 		quiet: r.Quiet, slowRetry: r.SlowRetry}

@@ -109,7 +109,8 @@ func changeWait(s *agentActionScope, err error) ctrl.Result {
 	}
 	// The read takes one call and the publish controller queues the
 	// AgentAction again at once: a status write for it would only cost.
-	return ctrl.Result{RequeueAfter: 30 * time.Second}
+	// The requeue is a safety net (it makes no call).
+	return ctrl.Result{RequeueAfter: 5 * time.Second}
 }
 
 // budgetOf describes an environment's request budget.
