@@ -203,16 +203,24 @@ func (r *AgentPublishReconciler) Reconcile(ctx context.Context, key agentKey) (c
 	case stepCancel:
 		return ctrl.Result{}, r.settle(ctx, key, agentsv1alpha1.ReasonManualPublish, manualMessage)
 	case stepEnd:
-		r.Activity.update(key, func(a *activity) { a.draftRollout = false })
-		if len(actions) == 0 {
-			r.Activity.forget(key)
-			if findRecord(&env.Status, key.agentID) != nil {
-				return ctrl.Result{}, r.Ledger.forget(ctx, key.env, key.agentID)
-			}
-		}
+		return ctrl.Result{}, r.endRollout(ctx, key, env, len(actions) == 0)
 	case stepWait:
 	}
 	return ctrl.Result{}, nil
+}
+
+// endRollout ends a rollout that owes nothing; an agent with no AgentAction
+// left is forgotten, and so is its record.
+func (r *AgentPublishReconciler) endRollout(ctx context.Context, key agentKey, env *agentsv1alpha1.Environment, noActions bool) error {
+	r.Activity.update(key, func(a *activity) { a.draftRollout = false })
+	if !noActions {
+		return nil
+	}
+	r.Activity.forget(key)
+	if findRecord(&env.Status, key.agentID) != nil {
+		return r.Ledger.forget(ctx, key.env, key.agentID)
+	}
+	return nil
 }
 
 // prepare learns, before the first change of a rollout, whether the agent
