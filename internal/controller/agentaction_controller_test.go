@@ -348,7 +348,7 @@ func TestAgentActionReconciler_twinReplaced(t *testing.T) {
 	f.g.Eventually(func() string { return f.get("twin").Status.ID }, timeout, interval).ShouldNot(Equal(first))
 	f.waitReason("twin", agentsv1alpha1.ReasonSynced)
 	// The old action is deleted with a slot of its own (the push took the
-	// last free one), and status.replacedID keeps it until then.
+	// last free one), and status.replacedId keeps it until then.
 	f.g.Eventually(func() []apisim.Action { return f.sim.Actions(f.agent) }, timeout, interval).Should(HaveLen(1), "the API's twin is deleted")
 	f.g.Expect(f.sim.Actions(f.agent)[0].Description).To(Equal("second version"))
 	f.g.Eventually(func() string { return f.get("twin").Status.ReplacedID }, timeout, interval).Should(BeEmpty())

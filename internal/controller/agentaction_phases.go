@@ -196,9 +196,10 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 	if err := r.beginChange(ctx, s); err != nil {
 		return r.apiError(ctx, s, err)
 	}
-	callCtx, err := s.api.Reserve(talkover.WithTurn(ctx, actionTurn(a), a.Namespace, pushPriority(a)))
+	defer r.endChange(s)
+	turn := talkover.WithTurn(ctx, actionTurn(a), a.Namespace, pushPriority(a))
+	callCtx, err := s.api.Reserve(turn)
 	if err != nil {
-		r.endChange(s)
 		return r.apiError(ctx, s, err)
 	}
 	// The finalizer goes on once the request has its slot, right before it
@@ -207,20 +208,17 @@ func (r *AgentActionReconciler) pushAction(ctx context.Context, s *agentActionSc
 	readVersion := a.ResourceVersion
 	patchStart := time.Now()
 	if err := r.ensureFinalizer(ctx, s); err != nil {
-		r.endChange(s)
 		return ctrl.Result{}, err
 	}
 	if time.Since(patchStart) > talkover.ClaimGrace {
 		// The slot is too old to be used now (the budget's per-minute
 		// guarantee allows a request to leave at most ClaimGrace after its
 		// slot): take a new one.
-		if callCtx, err = s.api.Reserve(talkover.WithTurn(ctx, actionTurn(a), a.Namespace, pushPriority(a))); err != nil {
-			r.endChange(s)
+		if callCtx, err = s.api.Reserve(turn); err != nil {
 			return r.apiError(ctx, s, err)
 		}
 	}
 	remote, err := s.api.UpsertAction(callCtx, a.Spec.AgentID, s.request)
-	r.endChange(s)
 	if err != nil {
 		return r.apiError(ctx, s, err)
 	}
@@ -274,7 +272,7 @@ func pushPriority(a *AgentAction) talkover.Priority {
 }
 
 // deleteReplaced deletes the remote action the API replaced with a twin
-// (status.replacedID), with its own slot of the budget: it runs before any
+// (status.replacedId), with its own slot of the budget: it runs before any
 // push, and again right after the push that found the twin.
 func (r *AgentActionReconciler) deleteReplaced(ctx context.Context, s *agentActionScope) (ctrl.Result, error) {
 	a := s.action

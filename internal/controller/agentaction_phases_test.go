@@ -179,7 +179,7 @@ type pushCase struct {
 	wantKind      outcomeKind
 	wantFinalizer bool
 	wantID        string
-	// wantReplaced is the status.replacedID left to delete.
+	// wantReplaced is the status.replacedId left to delete.
 	wantReplaced string
 	// wantRequeue bounds the RequeueAfter.
 	wantRequeue [2]time.Duration
@@ -251,7 +251,7 @@ func (tc pushCase) check(t *testing.T, r *AgentActionReconciler, s *agentActionS
 		t.Errorf("status.id %q, want %q", action.Status.ID, tc.wantID)
 	}
 	if action.Status.ReplacedID != tc.wantReplaced {
-		t.Errorf("status.replacedID %q, want %q", action.Status.ReplacedID, tc.wantReplaced)
+		t.Errorf("status.replacedId %q, want %q", action.Status.ReplacedID, tc.wantReplaced)
 	}
 	if res.RequeueAfter < tc.wantRequeue[0] || res.RequeueAfter > tc.wantRequeue[1] {
 		t.Errorf("RequeueAfter %v, want within %v", res.RequeueAfter, tc.wantRequeue)

@@ -418,16 +418,6 @@ func (l *Limiter) placeLocked(key string, b booking) {
 	}
 }
 
-// Cancel drops the booking of key, if any. The slot is not reused.
-func (l *Limiter) Cancel(key string) {
-	if l == nil {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.bookings, key)
-}
-
 // expireLocked drops bookings more than ClaimGrace overdue.
 func (l *Limiter) expireLocked(now time.Time) {
 	for k, b := range l.bookings {

@@ -268,7 +268,6 @@ func TestLimiter_NilAndPriorityNames(t *testing.T) {
 	}
 	l.PauseFor(time.Second)
 	l.SetRate(1)
-	l.Cancel("a")
 	if PriorityHigh.String() != "high" || PriorityNormal.String() != "normal" || PriorityLow.String() != "low" || Priority(9).String() != "low" {
 		t.Error("Priority.String")
 	}
